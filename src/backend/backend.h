@@ -1,0 +1,84 @@
+/* The backend interface (DESIGN decision 3): memory, a stream, kernels per op, and a recorder.
+ * The runtime's graph logic is written once above this table; the CPU and CUDA backends fill it
+ * with designated initializers. Optional entries may be NULL. */
+#ifndef KILN_BACKEND_H
+#define KILN_BACKEND_H
+
+#include "ops/ops.h"
+
+struct kiln_module;
+
+/* What a kernel gets for one step. The runtime keeps one per step and shape signature, so a
+ * recorded graph (a CPU kernel list, a CUDA graph) may keep pointers to it. */
+typedef struct kn_kernel_args {
+    const kn_node *node;
+    const kn_tensor *in; /* in[i].dtype == INVALID for an omitted optional input */
+    int n_in;
+    const kn_tensor *out;
+    int n_out;
+    void *state; /* from the kernel's prepare for this shape (NULL when it has none) */
+    void *ctx;   /* the backend's session context (stream, library handles, workspace) */
+    int tactic;  /* the tactic chosen at build time (index among the kernel's candidates) */
+} kn_kernel_args;
+
+typedef struct kn_kernel {
+    const char *name; /* for reports: "cpu.conv_im2col_sgemm", "cudnn.conv_fused", ... */
+    /* Runs the step. Must not allocate, synchronize or read back when the backend records. */
+    kiln_status (*run)(const kn_kernel_args *a);
+    /* Per-shape preparation outside any capture (plans, scratch); may be NULL. */
+    kiln_status (*prepare)(const kn_kernel_args *a, void **state);
+    void (*release)(void *state);
+    /* Number of tactics this kernel offers for the step (NULL: one). The builder times each
+     * at the opt shape and stores the fastest in the plan. */
+    int (*num_tactics)(const kn_kernel_args *a);
+    /* Whether the step can be captured into a graph (NULL: yes). */
+    int (*capturable)(const kn_node *n);
+} kn_kernel;
+
+typedef struct kn_backend {
+    const char *name;
+    kiln_device device;
+    /* The engine takes this node into an engine block. Fallback nodes use fallback_kernel. */
+    int (*supports_op)(const kn_graph *g, const kn_node *n);
+    /* The optimized kernel for an engine step (may be fused, may have tactics), or NULL. */
+    const kn_kernel *(*engine_kernel)(const kn_graph *g, const kn_node *n);
+    /* The plain per-op kernel for a fallback step (unfused, untuned), or NULL. */
+    const kn_kernel *(*fallback_kernel)(const kn_graph *g, const kn_node *n);
+
+    /* Module: device copies of constants (per value, NULL if not a constant); module state. */
+    kiln_status (*module_init)(struct kiln_module *m, void **mstate);
+    void (*module_free)(struct kiln_module *m, void *mstate);
+
+    /* Session context: device, stream, arena of arena_bytes, library workspaces. */
+    kiln_status (*session_init)(const struct kiln_module *m, size_t arena_bytes, void **ctx);
+    void (*session_free)(void *ctx);
+    void *(*arena)(void *ctx);
+    kiln_status (*set_stream)(void *ctx, void *stream);
+    kiln_status (*synchronize)(void *ctx);
+
+    /* Memory outside the arena (per-shape buffers made outside any capture). */
+    kiln_status (*alloc)(void *ctx, size_t bytes, void **ptr);
+    void (*free)(void *ctx, void *ptr);
+    /* Copies on the session's stream; `dev` is backend memory, `host_or_dev` says where the
+     * other side is. */
+    kiln_status (*copy_in)(void *ctx, void *dst_dev, const void *src, size_t bytes, kiln_device src_where);
+    kiln_status (*copy_out)(void *ctx, void *dst, kiln_device dst_where, const void *src_dev, size_t bytes);
+
+    /* Launches one step: runs it, or appends it to the recording in progress. */
+    kiln_status (*launch)(void *ctx, const kn_kernel *k, const kn_kernel_args *a);
+    /* The recorder: between begin and end, launches are recorded, not run. end() on failure
+     * leaves the stream usable and returns the error naming the step that broke the capture. */
+    kiln_status (*record_begin)(void *ctx);
+    kiln_status (*record_end)(void *ctx, void **graph);
+    /* Tries to update `graph` in place from a fresh recording (CUDA: cudaGraphExecUpdate).
+     * Returns OK and sets *updated when it did; NULL entry: never. */
+    kiln_status (*graph_update)(void *ctx, void *graph, void *fresh, int *updated);
+    kiln_status (*graph_launch)(void *ctx, void *graph);
+    void (*graph_free)(void *ctx, void *graph);
+} kn_backend;
+
+const kn_backend *kn_backend_cpu(void);
+/* NULL in a CPU-only build or when no CUDA device is usable. */
+const kn_backend *kn_backend_cuda(void);
+
+#endif

@@ -1,0 +1,25 @@
+/* Logging to stderr, filtered by a process-wide level. */
+#include "base.h"
+
+#include <time.h>
+
+int kn_log_level = 0;
+
+void kiln_set_log_level(int level) { kn_log_level = level; }
+
+void kn_log(int level, const char *fmt, ...) {
+    if (level > kn_log_level) return;
+    static const char *const tags[] = {"warning", "info", "verbose"};
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kiln %s: ", tags[level < 0 ? 0 : level > 2 ? 2 : level]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+double kn_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
