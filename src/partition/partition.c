@@ -41,21 +41,139 @@ static kiln_status kn_add_segment(kn_partition *p, int *cap, kn_segment_kind kin
     return KILN_OK;
 }
 
+/* A binary min-heap of node indices: among ready nodes the author's order decides. */
+typedef struct kn_heap {
+    int *a;
+    int n;
+} kn_heap;
+
+static void kn_heap_push(kn_heap *h, int v) {
+    int i = h->n++;
+    h->a[i] = v;
+    while (i > 0 && h->a[(i - 1) / 2] > h->a[i]) {
+        int p = (i - 1) / 2, t = h->a[p];
+        h->a[p] = h->a[i];
+        h->a[i] = t;
+        i = p;
+    }
+}
+
+static int kn_heap_pop(kn_heap *h) {
+    int top = h->a[0];
+    h->a[0] = h->a[--h->n];
+    for (int i = 0;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && h->a[l] < h->a[m]) m = l;
+        if (r < h->n && h->a[r] < h->a[m]) m = r;
+        if (m == i) break;
+        int t = h->a[m];
+        h->a[m] = h->a[i];
+        h->a[i] = t;
+        i = m;
+    }
+    return top;
+}
+
+/* Orders the device nodes topologically, staying with engine (or fallback) nodes as long as one
+ * is ready, so that independent branches do not interleave into needless graph breaks. kind[i]
+ * is 0 for an engine node, 1 for a fallback node, -1 for a node that is not a step. Values made
+ * by host nodes are known before the run, so only edges between steps count. */
+static kiln_status kn_partition_order(const kn_graph *g, const int8_t *kind, int *order, int *n_order) {
+    int n = g->n_nodes;
+    int *pending = kn_calloc((size_t)n + 1, sizeof(int));
+    int *start = kn_calloc((size_t)g->n_values + 2, sizeof(int));
+    int *users = NULL, *fill = NULL;
+    kn_heap ready[2] = {{kn_malloc(((size_t)n + 1) * sizeof(int)), 0}, {kn_malloc(((size_t)n + 1) * sizeof(int)), 0}};
+    kiln_status st = KILN_OK;
+    int total = 0, count = 0;
+    if (!pending || !start || !ready[0].a || !ready[1].a) goto oom;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < n; i++) {
+            const kn_node *nd = &g->nodes[i];
+            if (kind[i] < 0) continue;
+            for (int k = 0; k < nd->n_in; k++) {
+                int v = nd->in[k];
+                if (v < 0) continue;
+                int p = g->values[v].producer;
+                if (p < 0 || p >= n || kind[p] < 0) continue;
+                if (pass == 0) { start[v + 1]++; pending[i]++; total++; }
+                else users[start[v] + fill[v]++] = i;
+            }
+        }
+        if (pass == 0) {
+            for (int v = 0; v < g->n_values; v++) start[v + 1] += start[v];
+            users = kn_malloc((size_t)(total ? total : 1) * sizeof(int));
+            fill = kn_calloc((size_t)g->n_values + 1, sizeof(int));
+            if (!users || !fill) goto oom;
+        }
+    }
+    int live = 0;
+    for (int i = 0; i < n; i++)
+        if (kind[i] >= 0) {
+            live++;
+            if (!pending[i]) kn_heap_push(&ready[kind[i]], i);
+        }
+    int cur = -1;
+    while (ready[0].n || ready[1].n) {
+        if (cur < 0 || !ready[cur].n) {
+            if (!ready[0].n) cur = 1;
+            else if (!ready[1].n) cur = 0;
+            else cur = ready[0].a[0] < ready[1].a[0] ? 0 : 1;
+        }
+        int i = kn_heap_pop(&ready[cur]);
+        order[count++] = i;
+        const kn_node *nd = &g->nodes[i];
+        for (int o = 0; o < nd->n_out; o++) {
+            int v = nd->out[o];
+            if (v < 0) continue;
+            for (int u = start[v]; u < start[v + 1]; u++)
+                if (--pending[users[u]] == 0) kn_heap_push(&ready[kind[users[u]]], users[u]);
+        }
+    }
+    if (count != live) st = kn_error(KILN_ERR_INTERNAL, "partition: the device nodes do not form a DAG");
+    *n_order = count;
+    goto done;
+oom:
+    st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
+done:
+    kn_free(pending); kn_free(start); kn_free(users); kn_free(fill);
+    kn_free(ready[0].a); kn_free(ready[1].a);
+    return st;
+}
+
 kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, const kn_backend *be,
                                int min_block_size, int require_full_compilation, kn_partition *out) {
     memset(out, 0, sizeof *out);
     kn_step *steps = kn_calloc((size_t)g->n_nodes + 1, sizeof *steps);
-    if (!steps) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
-    int n = 0;
+    int8_t *kind = kn_malloc((size_t)g->n_nodes + 1);
+    kn_break_reason *why = kn_calloc((size_t)g->n_nodes + 1, sizeof *why);
+    int *order = kn_malloc(((size_t)g->n_nodes + 1) * sizeof(int));
+    if (!steps || !kind || !why || !order) {
+        kn_free(steps); kn_free(kind); kn_free(why); kn_free(order);
+        return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *nd = &g->nodes[i];
+        kind[i] = -1;
         if (nd->dead || (host_node && host_node[i])) continue;
-        kn_step *s = &steps[n++];
-        s->node = i;
-        if (nd->fallback) s->reason = KN_BREAK_FORCED;
-        else if (!be->supports_op(g, nd)) s->reason = KN_BREAK_UNSUPPORTED;
-        else s->reason = KN_BREAK_NONE;
+        if (nd->fallback) why[i] = KN_BREAK_FORCED;
+        else if (!be->supports_op(g, nd)) why[i] = KN_BREAK_UNSUPPORTED;
+        else why[i] = KN_BREAK_NONE;
+        kind[i] = why[i] != KN_BREAK_NONE;
     }
+    int n = 0;
+    kiln_status ost = kn_partition_order(g, kind, order, &n);
+    if (ost != KILN_OK) {
+        kn_free(steps); kn_free(kind); kn_free(why); kn_free(order);
+        return ost;
+    }
+    for (int k = 0; k < n; k++) {
+        steps[k].node = order[k];
+        steps[k].reason = why[order[k]];
+    }
+    kn_free(kind); kn_free(why); kn_free(order);
+    /* with require_full_compilation every supported node is compiled, however small its block */
+    if (require_full_compilation) min_block_size = 1;
     /* engine runs shorter than min_block_size fall back */
     for (int i = 0; i < n;) {
         if (steps[i].reason != KN_BREAK_NONE) { i++; continue; }
@@ -83,18 +201,29 @@ kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, cons
         kn_partition_free(out);
         return st;
     }
-    /* a readable reason per fallback segment */
+    /* a readable reason per fallback segment: each run of steps with one reason, with its nodes */
     for (int s = 0; s < out->n_segments; s++) {
         kn_segment *seg = &out->segments[s];
         if (seg->kind != KN_SEG_FALLBACK) continue;
-        size_t len = 0;
-        for (int k = seg->first; k < seg->first + seg->count && len < sizeof seg->detail - 1; k++) {
-            const kn_node *nd = &g->nodes[steps[k].node];
-            const char *why = steps[k].reason == KN_BREAK_FORCED ? "forced by the user"
-                            : steps[k].reason == KN_BREAK_UNSUPPORTED ? "not supported by the engine"
-                            : "block below min_block_size";
-            len += (size_t)snprintf(seg->detail + len, sizeof seg->detail - len, "%s%s '%s': %s",
-                                    k > seg->first ? "; " : "", kn_op_name(nd->op), nd->name, why);
+        size_t len = 0, cap_d = sizeof seg->detail;
+        for (int k = seg->first; k < seg->first + seg->count && len < cap_d - 1;) {
+            int j = k;
+            while (j < seg->first + seg->count && steps[j].reason == steps[k].reason) j++;
+            for (int q = k; q < j && len < cap_d - 1; q++) {
+                const kn_node *nd = &g->nodes[steps[q].node];
+                len += (size_t)snprintf(seg->detail + len, cap_d - len, "%s%s '%s'", q > k ? ", " : k > seg->first ? "; " : "",
+                                        kn_op_name(nd->op), nd->name);
+            }
+            if (len >= cap_d - 1) break;
+            if (steps[k].reason == KN_BREAK_SMALL_BLOCK)
+                len += (size_t)snprintf(seg->detail + len, cap_d - len,
+                                        ": an engine block of %d node%s, below min_block_size %d", j - k,
+                                        j - k == 1 ? "" : "s", min_block_size);
+            else
+                len += (size_t)snprintf(seg->detail + len, cap_d - len, ": %s",
+                                        steps[k].reason == KN_BREAK_FORCED ? "forced by the user"
+                                                                           : "not supported by the engine");
+            k = j;
         }
     }
     if (require_full_compilation) {

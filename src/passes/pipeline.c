@@ -1,15 +1,36 @@
-/* The pass pipeline. */
-#include "build/module.h"
+/* The pass pipeline. Cleanup passes (identity removal, constant and shape folding, CSE, DCE)
+ * run to a fixed point, since each can expose work for the others; then the fusions run in the
+ * order their patterns nest (BatchNorm into Conv first, so that the Conv's epilogue sees the
+ * Add and activation that followed the BatchNorm), and a last DCE releases replaced weights. */
+#include "passes.h"
+
+typedef kiln_status (*kn_pass_fn)(kn_graph *g, const kn_pass_options *opt, int *changed);
 
 kiln_status kn_passes_run(kn_graph *g, const kn_pass_options *opt) {
-    (void)g;
-    (void)opt;
-    return KILN_OK;
-}
-
-kiln_status kn_lower_precision(kn_graph *g, kiln_precision p) {
-    (void)g;
-    if (p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16)
-        return kn_error(KILN_ERR_UNSUPPORTED, "fp16/bf16 precision lowering is not available yet");
+    KN_ARG_CHECK(g && opt, "graph/options");
+    static const kn_pass_fn cleanup[] = {kn_pass_remove_identity, kn_pass_fold_constants, kn_pass_cse, kn_pass_dce};
+    static const kn_pass_fn fusion[] = {kn_pass_fold_batchnorm, kn_pass_fuse_conv, kn_pass_fuse_gemm, kn_pass_dce};
+    int round = 0;
+    for (;; round++) {
+        int total = 0;
+        for (size_t p = 0; p < sizeof cleanup / sizeof cleanup[0]; p++) {
+            int changed = 0;
+            KN_TRY(cleanup[p](g, opt, &changed));
+            total += changed;
+        }
+        if (!total) break;
+        if (round >= 16) {
+            kn_pass_log(opt, "passes: cleanup still changing the graph after %d rounds; stopping", round + 1);
+            break;
+        }
+    }
+    for (size_t p = 0; p < sizeof fusion / sizeof fusion[0]; p++) {
+        int changed = 0;
+        KN_TRY(fusion[p](g, opt, &changed));
+    }
+    int live = 0;
+    for (int i = 0; i < g->n_nodes; i++) live += !g->nodes[i].dead;
+    kn_pass_log(opt, "passes: %d node%s after optimization (%d cleanup round%s)", live, live == 1 ? "" : "s",
+                round + 1, round ? "s" : "");
     return KILN_OK;
 }
