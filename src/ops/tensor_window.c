@@ -71,7 +71,8 @@ kiln_status kn_slice_plan_make(const kn_node *n, const kn_tensor *in, int n_in, 
             e = e < 0 ? 0 : e > dim ? dim : e;
             len = e > s ? (e - s - 1) / step + 1 : 0;
         } else {
-            s = s < 0 ? 0 : s > dim - 1 ? dim - 1 : s;
+            s = s < 0 ? 0 : s;
+            s = s > dim - 1 ? dim - 1 : s; /* after the lower bound: an empty axis gives -1, no elements */
             e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
             int64_t mag = step == INT64_MIN ? INT64_MAX : -step;
             len = s > e ? (s - e - 1) / mag + 1 : 0;
