@@ -188,11 +188,11 @@ static kiln_status kn_infer_squeeze(kn_infer_ctx *c) {
     KN_TRY(kn_axes_input_or_attr(n, c->in, c->n_in, 1, axes, &k, &have));
     unsigned drop = 0;
     char xs[96];
-    if (!have) {
+    if (!have || k == 0) { /* no axes (or an empty list, as onnxruntime reads it): every dim of 1 */
         for (int i = 0; i < x->rank; i++)
             if (x->dims[i] == 1) drop |= 1u << i;
     }
-    for (int i = 0; have && i < k; i++) {
+    for (int i = 0; i < k; i++) {
         int64_t a = axes[i] < 0 ? axes[i] + x->rank : axes[i];
         if (a < 0 || a >= x->rank)
             return kn_node_error(n, KILN_ERR_SHAPE, "axes entry %d = %lld is out of range for input 0 of shape %s",
@@ -291,12 +291,15 @@ static kiln_status kn_infer_split(kn_infer_ctx *c) {
     const kn_tensor *x = &c->in[0];
     KN_TRY(kn_check_split(c->g, n));
     if (x->rank == 0) return kn_node_error(n, KILN_ERR_SHAPE, "input 0 is a scalar; Split needs rank >= 1");
-    int axis;
-    KN_TRY(kn_norm_axis(n, kn_attr_i(n, "axis", 0), x->rank, &axis));
+    int64_t a = kn_attr_i(n, "axis", 0);
+    char xs[96];
+    if (a < -x->rank || a >= x->rank)
+        return kn_node_error(n, KILN_ERR_SHAPE, "attribute 'axis' = %lld is out of range for input 0 of shape %s",
+                             (long long)a, KN_DIMS(x, xs));
+    int axis = (int)(a < 0 ? a + x->rank : a);
     int64_t dim = x->dims[axis], sizes[64];
     int k = c->n_out;
     if (k > 64) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "has %d outputs, at most 64 allowed", k);
-    char xs[96];
     const int64_t *attr;
     int na = kn_attr_ints(n, "split", &attr);
     /* an empty split input means "not given" (some exporters write one) */

@@ -197,13 +197,20 @@ static void test_squeeze_unsqueeze(void) {
             if (drop && mode != 1) axes[k++] = kt_rand_int(0, 1) ? i : i - r;
             if (!drop) e[er++] = dims[i];
         }
+        if (k == 0 && mode != 1) { /* an empty axes list means every dim of 1 */
+            mode = mode == 0 ? 3 : 4;
+            er = 0;
+            for (int i = 0; i < r; i++)
+                if (dims[i] != 1) e[er++] = dims[i];
+        }
+        int all_ones = mode == 1 || mode >= 3;
         kn_tensor x = kt_tensor(kt_dtypes3[it % 3], r, dims), y;
         kt_randomize(&x);
         kn_node n;
         kt_node(&n, KN_OP_Squeeze, "sq");
         kn_tensor in[2] = {x, kt_host_i64(k, axes)};
-        if (mode == 2) kt_attr_ints(&n, "axes", k, axes);
-        KT_OK(kt_run(&n, in, mode == 0 ? 2 : 1, &y, 1));
+        if (mode == 2 || mode == 4) kt_attr_ints(&n, "axes", k, axes);
+        KT_OK(kt_run(&n, in, mode == 0 || mode == 3 ? 2 : 1, &y, 1));
         check_copy("Squeeze", &x, &y, er, e);
         kt_free(&y);
         kt_free(&in[1]);
@@ -213,8 +220,8 @@ static void test_squeeze_unsqueeze(void) {
         int64_t uax[6];
         int ku = 0;
         for (int i = 0; i < r; i++) {
-            int64_t dk = mode == 1 ? (dims[i] == 1) : 0;
-            for (int j = 0; j < k && mode != 1; j++) dk |= (axes[j] < 0 ? axes[j] + r : axes[j]) == i;
+            int64_t dk = all_ones ? (dims[i] == 1) : 0;
+            for (int j = 0; j < k && !all_ones; j++) dk |= (axes[j] < 0 ? axes[j] + r : axes[j]) == i;
             if (dk) uax[ku++] = kt_rand_int(0, 1) ? i : i - r;
         }
         for (int i = ku - 1; i > 0; i--) {
@@ -225,8 +232,9 @@ static void test_squeeze_unsqueeze(void) {
         memcpy(sq.data, x.data, kn_tensor_bytes(&x));
         kt_node(&n, KN_OP_Unsqueeze, "usq");
         kn_tensor uin[2] = {sq, kt_host_i64(ku, uax)};
-        if (mode == 2) kt_attr_ints(&n, "axes", ku, uax);
-        KT_OK(kt_run(&n, uin, mode == 2 ? 1 : 2, &z, 1));
+        int uattr = mode == 2 || mode == 4;
+        if (uattr) kt_attr_ints(&n, "axes", ku, uax);
+        KT_OK(kt_run(&n, uin, uattr ? 1 : 2, &z, 1));
         check_copy("Unsqueeze", &x, &z, r, dims);
         kt_free(&z);
         kt_free(&uin[1]);
@@ -243,6 +251,12 @@ static void test_squeeze_unsqueeze(void) {
     kt_free(&in[1]);
     in[1] = kt_host_i64(2, ax2);
     KT_FAILS(kt_run(&n, in, 2, &y, 1), KILN_ERR_SHAPE, "axes lists axis 1 twice");
+    kt_free(&in[1]);
+    in[1] = kt_host_i64(0, NULL); /* an empty axes list squeezes every dim of 1 */
+    KT_OK(kt_run(&n, in, 2, &y, 1));
+    int64_t e2[2] = {2, 4};
+    KT_CHECK(kt_dims_are(&y, 2, e2), "Squeeze with empty axes: %s", kt_dims(&y));
+    kt_free(&y);
     kt_free(&in[1]);
     kt_node_free(&n);
     kt_node(&n, KN_OP_Unsqueeze, "usq_bad");
