@@ -58,11 +58,14 @@ static inline void kn_sti(void *p, kiln_dtype t, int64_t i, int64_t v) {
     }
 }
 
-/* A float to int64 without undefined behaviour: NaN -> 0, out of range saturates. */
-static inline int64_t kn_f2i(double v) {
+/* A float to an integer type without undefined behaviour: truncation toward zero, NaN -> 0,
+ * out of the type's range saturates (ONNX leaves that case undefined). */
+static inline int64_t kn_f2i(double v, kiln_dtype t) {
+    double lo = t == KILN_I32 ? INT32_MIN : t == KILN_I8 ? INT8_MIN : t == KILN_U8 ? 0 : -9.2233720368547758e18;
+    double hi = t == KILN_I32 ? INT32_MAX : t == KILN_I8 ? INT8_MAX : t == KILN_U8 ? UINT8_MAX : 9.2233720368547758e18;
     if (isnan(v)) return 0;
-    if (v >= 9.2233720368547758e18) return INT64_MAX;
-    if (v <= -9.2233720368547758e18) return INT64_MIN;
+    if (v <= lo) return t == KILN_I64 ? INT64_MIN : (int64_t)lo;
+    if (v >= hi) return t == KILN_I64 ? INT64_MAX : (int64_t)hi;
     return (int64_t)v;
 }
 
@@ -354,7 +357,7 @@ static kiln_status kn_cpu_cast(const kn_kernel_args *a) {
     } else if (kn_dtype_is_float(x->dtype)) {
         for (int64_t i = 0; i < n; i++) {
             double v = kn_ldf(xp, x->dtype, i);
-            if (kn_dtype_is_int(y->dtype)) kn_sti(y->data, y->dtype, i, kn_f2i(v)); /* toward zero */
+            if (kn_dtype_is_int(y->dtype)) kn_sti(y->data, y->dtype, i, kn_f2i(v, y->dtype));
             else kn_stf(y->data, y->dtype, i, v); /* floats; bool: v != 0 (NaN is true) */
         }
     } else {
