@@ -23,7 +23,7 @@ static int64_t kt_n(const kt_t *t) { return kn_numel(t->rank, t->dims); }
 
 static kt_t kt_make(kiln_dtype dt, int rank, const int64_t *dims) {
     kt_t t = {.dt = dt, .rank = rank};
-    if (rank) memcpy(t.dims, dims, (size_t)rank * sizeof dims[0]);
+    if (rank > 0 && rank <= KILN_MAX_RANK) memcpy(t.dims, dims, (size_t)rank * sizeof dims[0]);
     t.v = calloc((size_t)kt_n(&t) + 1, sizeof(double));
     return t;
 }
@@ -179,7 +179,6 @@ static double kt_at(const kt_t *t, int r, const int64_t *dims, int64_t o) {
     return t->v[idx];
 }
 
-#define KT_A(...) ((const kiln_attr[]){__VA_ARGS__})
 #define KT_D(...) ((const int64_t[]){__VA_ARGS__})
 
 /* ---- unary float ops ------------------------------------------------------------------------ */
