@@ -230,6 +230,7 @@ static void test_reduce_special(void) {
     if (y.v) kt_expect("noop without axes", &y, in[0].v, 12);
     kt_free(&y);
     /* axes given as i32 */
+    kt_free(&in[1]);
     in[1] = kt_make(KILN_I32, 1, KT_D(1));
     in[1].v[0] = -2;
     KT_OK(kt_run("ReduceMin", "i32_axes", 2, in, 0, NULL, 1, &y));
