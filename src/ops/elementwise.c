@@ -177,7 +177,8 @@ static kiln_status kn_infer_cast(kn_infer_ctx *c) {
 }
 
 /* Dropout at inference: output 0 is the input, the optional mask is all true. A training_mode
- * known to be true on the host is refused: kiln does not train. */
+ * known to be true on the host is refused (kiln does not train), unless the ratio is known to
+ * be 0, which makes training mode the identity too. */
 static kiln_status kn_infer_dropout(kn_infer_ctx *c) {
     KN_TRY(kn_expect_types(c, 0, kn_ew_types[c->node->op]));
     if (c->n_in > 1 && kn_tensor_present(&c->in[1])) {
@@ -187,7 +188,9 @@ static kiln_status kn_infer_dropout(kn_infer_ctx *c) {
     if (c->n_in > 2 && kn_tensor_present(&c->in[2])) {
         KN_TRY(kn_expect_types(c, 2, KN_TB));
         KN_TRY(kn_expect_scalar(c, 2));
-        if (c->in[2].host && *(const uint8_t *)c->in[2].host)
+        const kn_tensor *r = c->n_in > 1 ? &c->in[1] : NULL;
+        int zero_ratio = r && kn_tensor_present(r) && r->host && kn_load_f64(r->host, r->dtype, 0) == 0;
+        if (c->in[2].host && *(const uint8_t *)c->in[2].host && !zero_ratio)
             return kn_node_error(c->node, KILN_ERR_UNSUPPORTED,
                                  "training_mode '%s' is true; kiln runs Dropout in inference mode only",
                                  kn_in_name(c, 2));

@@ -654,6 +654,10 @@ static void test_identity_dropout(void) {
     kt_free(&y[0]); kt_free(&y[1]);
     ins[2].v[0] = 1;
     KT_FAILS(kt_run("Dropout", "drop_train", 3, ins, 0, NULL, 2, y), KILN_ERR_UNSUPPORTED, "drop_train");
+    ins[1].v[0] = 0; /* training with ratio 0 is the identity too */
+    KT_OK(kt_run("Dropout", "drop_train0", 3, ins, 0, NULL, 2, y));
+    if (y[0].v && y[1].v) { kt_expect("Dropout ratio 0", &y[0], x.v, 30); kt_expect("Dropout ratio 0 mask", &y[1], ones, 30); }
+    kt_free(&y[0]); kt_free(&y[1]);
     ins[2].no_host = 1; /* not known before the run: inference mode */
     KT_OK(kt_run("Dropout", "drop_unknown", 3, ins, 0, NULL, 1, y));
     kt_free(&y[0]);
