@@ -1,14 +1,13 @@
 /* CPU reference kernels for the elementwise ops.
  *
- * Numbers: floats of every width (f32, f16, bf16, f64) are loaded as double, computed in double
- * and rounded once on store. For +, -, *, / and sqrt on f32 operands that gives exactly the f32
- * IEEE result; for the transcendental functions it is the correctly rounded value or within an
- * ulp of it, which makes this a good reference for the f32 kernels of other backends. Integers
- * compute in int64 with two's-complement wrap-around (no undefined behaviour on overflow) and
+ * Numbers: unary math on f32, f16 and bf16 computes in float (f16/bf16 converted on load and
+ * store), on f64 in double; the math is written once for both (KN_UNARY_MATH). Broadcasting
+ * ops load floats as double and round once on store, which for +, -, *, / is exactly the float
+ * result (Pow and Mean are a little more accurate than float math). Integers compute in int64 with two's-complement wrap-around (no undefined behaviour on overflow) and
  * narrow by wrapping on store; bool is 0/1. Integer Div truncates toward zero like C; x / 0 gives
  * 0 and INT64_MIN / -1 gives INT64_MIN (ONNX leaves both undefined; we choose not to trap).
  *
- * Structure: one function per op class applies a per-element switch on the op (kn_unary_f,
+ * Structure: one function per op class applies a per-element switch on the op (kn_unary_f/_d,
  * kn_binary_f, ...); every broadcasting op walks its output with one odometer (kn_ew_rows)
  * that hands contiguous rows of the last dim, with a per-input step of 0 or 1, to a row
  * function. Equal shapes and scalars take a single row with no odometer at all. */
@@ -116,36 +115,44 @@ static void kn_ew_params_init(const kn_kernel_args *a, kn_ew_params *p) {
     }
 }
 
-static inline double kn_softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-
-static double kn_unary_f(kn_op op, double x, const kn_ew_params *p) {
-    switch (op) {
-    case KN_OP_Relu: return x < 0 ? 0 : x;
-    case KN_OP_LeakyRelu: return x < 0 ? p->alpha * x : x;
-    case KN_OP_Elu: return x < 0 ? p->alpha * expm1(x) : x;
-    case KN_OP_Selu: return x <= 0 ? p->gamma * p->alpha * expm1(x) : p->gamma * x;
-    case KN_OP_HardSigmoid: return fmax(0, fmin(1, p->alpha * x + p->beta));
-    case KN_OP_HardSwish: return x * fmax(0, fmin(1, x / 6 + 0.5));
-    case KN_OP_Sigmoid: return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
-    case KN_OP_Tanh: return tanh(x);
-    case KN_OP_Erf: return erf(x);
-    case KN_OP_Gelu:
-        return p->gelu_tanh ? 0.5 * x * (1 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x)))
-                            : 0.5 * x * (1 + erf(x * 0.70710678118654752440));
-    case KN_OP_Softplus: return kn_softplus(x);
-    case KN_OP_Mish: return x * tanh(kn_softplus(x));
-    case KN_OP_Sqrt: return sqrt(x);
-    case KN_OP_Reciprocal: return 1 / x;
-    case KN_OP_Neg: return -x;
-    case KN_OP_Abs: return fabs(x);
-    case KN_OP_Exp: return exp(x);
-    case KN_OP_Log: return log(x);
-    case KN_OP_Floor: return floor(x);
-    case KN_OP_Ceil: return ceil(x);
-    case KN_OP_Clip: x = x < p->lo ? p->lo : x; return x > p->hi ? p->hi : x; /* min > max: max */
-    default: return x;
+/* The unary math, written once for a float type T whose <math.h> functions end in S ("f" for
+ * float, nothing for double): f32/f16/bf16 compute in float, f64 in double. */
+#define KN_UNARY_MATH(T, S)                                                                       \
+    switch (op) {                                                                                 \
+    case KN_OP_Relu: return x < 0 ? (T)0 : x;                                                     \
+    case KN_OP_LeakyRelu: return x < 0 ? (T)p->alpha * x : x;                                     \
+    case KN_OP_Elu: return x < 0 ? (T)p->alpha * expm1##S(x) : x;                                 \
+    case KN_OP_Selu: return x <= 0 ? (T)(p->gamma * p->alpha) * expm1##S(x) : (T)p->gamma * x;   \
+    case KN_OP_HardSigmoid: return fmax##S(0, fmin##S(1, (T)p->alpha * x + (T)p->beta));         \
+    case KN_OP_HardSwish: return x * fmax##S(0, fmin##S(1, x / 6 + (T)0.5));                      \
+    case KN_OP_Sigmoid: return x >= 0 ? 1 / (1 + exp##S(-x)) : exp##S(x) / (1 + exp##S(x));       \
+    case KN_OP_Tanh: return tanh##S(x);                                                           \
+    case KN_OP_Erf: return erf##S(x);                                                             \
+    case KN_OP_Gelu:                                                                              \
+        return p->gelu_tanh                                                                       \
+                   ? (T)0.5 * x * (1 + tanh##S((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x))) \
+                   : (T)0.5 * x * (1 + erf##S(x * (T)0.70710678118654752440));                    \
+    case KN_OP_Softplus: return x > 0 ? x + log1p##S(exp##S(-x)) : log1p##S(exp##S(x));           \
+    case KN_OP_Mish: {                                                                            \
+        T sp = x > 0 ? x + log1p##S(exp##S(-x)) : log1p##S(exp##S(x));                            \
+        return x * tanh##S(sp);                                                                   \
+    }                                                                                             \
+    case KN_OP_Sqrt: return sqrt##S(x);                                                           \
+    case KN_OP_Reciprocal: return 1 / x;                                                          \
+    case KN_OP_Neg: return -x;                                                                    \
+    case KN_OP_Abs: return fabs##S(x);                                                            \
+    case KN_OP_Exp: return exp##S(x);                                                             \
+    case KN_OP_Log: return log##S(x);                                                             \
+    case KN_OP_Floor: return floor##S(x);                                                         \
+    case KN_OP_Ceil: return ceil##S(x);                                                           \
+    case KN_OP_Clip: /* min > max gives max, as ONNX says; NaN stays NaN */                       \
+        x = x < (T)p->lo ? (T)p->lo : x;                                                          \
+        return x > (T)p->hi ? (T)p->hi : x;                                                       \
+    default: return x;                                                                            \
     }
-}
+
+static float kn_unary_f(kn_op op, float x, const kn_ew_params *p) { KN_UNARY_MATH(float, f) }
+static double kn_unary_d(kn_op op, double x, const kn_ew_params *p) { KN_UNARY_MATH(double, ) }
 
 static int64_t kn_unary_i(kn_op op, int64_t x, const kn_ew_params *p) {
     switch (op) {
@@ -266,7 +273,7 @@ static void kn_ew_ctx_init(kn_ew_ctx *c, const kn_kernel_args *a, int n_in) {
     c->act_beta = kn_attr_f(a->node, "kiln.act_beta", 0);
 }
 
-/* f32 Add/Sub/Mul/Div with no epilogue: plain float loops (same result as the double path). */
+/* f32 Add/Sub/Mul/Div/Min/Max with no epilogue: plain float loops (the double path's result). */
 static int kn_row_f32_fast(const kn_ew_ctx *c, int64_t o, const int64_t *off, const int64_t *step, int64_t n) {
     if (c->act || c->in[0]->dtype != KILN_F32 || c->in[1]->dtype != KILN_F32) return 0;
     const float *x = (const float *)kn_ptr(c->in[0]) + off[0], *z = (const float *)kn_ptr(c->in[1]) + off[1];
@@ -277,6 +284,12 @@ static int kn_row_f32_fast(const kn_ew_ctx *c, int64_t o, const int64_t *off, co
     case KN_OP_Sub: for (int64_t i = 0; i < n; i++) y[i] = x[i * sx] - z[i * sz]; return 1;
     case KN_OP_Mul: for (int64_t i = 0; i < n; i++) y[i] = x[i * sx] * z[i * sz]; return 1;
     case KN_OP_Div: for (int64_t i = 0; i < n; i++) y[i] = x[i * sx] / z[i * sz]; return 1;
+    case KN_OP_Min: case KN_OP_Max:
+        for (int64_t i = 0; i < n; i++) {
+            float a = x[i * sx], b = z[i * sz];
+            y[i] = a != a || b != b ? NAN : (c->op == KN_OP_Min) == (a < b) ? a : b;
+        }
+        return 1;
     default: return 0;
     }
 }
@@ -324,8 +337,10 @@ static kiln_status kn_cpu_unary(const kn_kernel_args *a) {
     kn_ew_params_init(a, &p);
     int64_t n = kn_tensor_numel(y);
     const void *xp = kn_ptr(x);
-    if (kn_dtype_is_float(x->dtype))
-        for (int64_t i = 0; i < n; i++) kn_stf(y->data, y->dtype, i, kn_unary_f(op, kn_ldf(xp, x->dtype, i), &p));
+    if (x->dtype == KILN_F64)
+        for (int64_t i = 0; i < n; i++) ((double *)y->data)[i] = kn_unary_d(op, ((const double *)xp)[i], &p);
+    else if (kn_dtype_is_float(x->dtype))
+        for (int64_t i = 0; i < n; i++) kn_cpu_st(y->data, y->dtype, i, kn_unary_f(op, kn_cpu_ld(xp, x->dtype, i), &p));
     else
         for (int64_t i = 0; i < n; i++) kn_sti(y->data, y->dtype, i, kn_unary_i(op, kn_ldi(xp, x->dtype, i), &p));
     return KILN_OK;
