@@ -52,9 +52,9 @@ static kiln_status kn_cpu_reduce(const kn_kernel_args *a) {
     const kn_tensor *x = &a->in[0], *y = &a->out[0];
     kn_op op = a->node->op;
     kn_tensor axes = {0};
-    if (a->n_in > 1 && kn_tensor_present(&a->in[1])) { /* the axes, in host memory on this backend */
+    if (a->n_in > 1 && kn_tensor_present(&a->in[1])) { /* a host input; data is host memory here too */
         axes = a->in[1];
-        axes.host = kn_ptr(&a->in[1]);
+        if (!axes.host) axes.host = axes.data;
     }
     uint32_t mask;
     int noop;
