@@ -1,5 +1,6 @@
 /* Shape, layout and data-movement ops: Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat,
- * Split, Gather, Expand, Tile, Shape, Constant, ConstantOfShape, Range, Identity, Dropout.
+ * Split, Gather, Expand, Tile, Shape, Constant, ConstantOfShape, Range (Identity and Dropout are
+ * with the elementwise ops).
  * Slice and Pad live in tensor_window.c, Resize in tensor_resize.c. Semantics follow the latest
  * ONNX definition at opset <= 21; where it is cheap the older attribute forms are taken too
  * (Squeeze/Unsqueeze "axes", Split "split", Slice/Pad attributes). Inputs that shape the output
@@ -44,32 +45,6 @@ static kiln_status kn_axes_input_or_attr(const kn_node *n, const kn_tensor *in, 
         memcpy(axes, a, (size_t)c * sizeof *a);
         *count = c;
         *have = 1;
-    }
-    return KILN_OK;
-}
-
-/* ---- Identity, Dropout ------------------------------------------------------------------------- */
-
-static kiln_status kn_infer_identity(kn_infer_ctx *c) {
-    kn_infer_same_as(c, 0);
-    return KILN_OK;
-}
-
-static kiln_status kn_infer_dropout(kn_infer_ctx *c) {
-    const kn_node *n = c->node;
-    if (c->n_in > 2 && kn_tensor_present(&c->in[2])) {
-        const kn_tensor *t = &c->in[2];
-        if (!t->host)
-            return kn_node_error(n, KILN_ERR_UNSUPPORTED, "input 2 (training_mode) must be known before the run");
-        if (kn_tensor_numel(t) != 1)
-            return kn_node_error(n, KILN_ERR_SHAPE, "input 2 (training_mode) must be a scalar, got shape %s", KN_DIMS(t, (char[96]){0}));
-        if (kn_load_f64(t->host, t->dtype == KILN_BOOL ? KILN_U8 : t->dtype, 0) != 0)
-            return kn_node_error(n, KILN_ERR_UNSUPPORTED, "training_mode = true is not supported (kiln runs inference)");
-    }
-    kn_infer_same_as(c, 0);
-    if (c->n_out > 1) {
-        c->out[1] = c->out[0];
-        c->out[1].dtype = KILN_BOOL;
     }
     return KILN_OK;
 }
@@ -553,8 +528,6 @@ static kiln_status kn_infer_range(kn_infer_ctx *c) {
 #define KN_PURE_HOST (KN_OPF_PURE | KN_OPF_HOST_EVAL)
 
 void kn_ops_register_tensor(kn_op_def *t) {
-    t[KN_OP_Identity] = (kn_op_def){"Identity", 1, 1, 1, 1, 0, KN_PURE_HOST, NULL, kn_infer_identity};
-    t[KN_OP_Dropout] = (kn_op_def){"Dropout", 1, 3, 1, 2, 1u << 2, KN_PURE_HOST, NULL, kn_infer_dropout};
     t[KN_OP_Flatten] = (kn_op_def){"Flatten", 1, 1, 1, 1, 0, KN_PURE_HOST, NULL, kn_infer_flatten};
     t[KN_OP_Reshape] = (kn_op_def){"Reshape", 2, 2, 1, 1, 1u << 1, KN_PURE_HOST, NULL, kn_infer_reshape};
     t[KN_OP_Transpose] = (kn_op_def){"Transpose", 1, 1, 1, 1, 0, KN_PURE_HOST, kn_check_transpose, kn_infer_transpose};

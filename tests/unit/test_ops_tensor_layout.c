@@ -1,4 +1,4 @@
-/* Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Identity, Dropout, Concat, Split: random
+/* Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split: random
  * shapes and data (f32, f16, i64), negative axes, the old attribute forms, and error messages,
  * each against a reference written here. */
 #include "tensor_testutil.h"
@@ -268,34 +268,6 @@ static void test_squeeze_unsqueeze(void) {
     kt_free(&x);
 }
 
-static void test_identity_dropout(void) {
-    int64_t d[2] = {3, 5};
-    for (int t = 0; t < 3; t++) {
-        kn_tensor x = kt_tensor(kt_dtypes3[t], 2, d), y[2];
-        kt_randomize(&x);
-        kn_node n;
-        kt_node(&n, KN_OP_Identity, "id");
-        KT_OK(kt_run(&n, &x, 1, y, 1));
-        check_copy("Identity", &x, &y[0], 2, d);
-        kt_free_outs(y, 1);
-        kt_node_free(&n);
-        kt_node(&n, KN_OP_Dropout, "drop");
-        kn_tensor in[3] = {x, kt_host_scalar(KILN_F32, 0.5), kt_host_scalar(KILN_BOOL, 0)};
-        KT_OK(kt_run(&n, in, 3, y, 2));
-        check_copy("Dropout", &x, &y[0], 2, d);
-        int ones = 1;
-        for (int i = 0; i < 15; i++) ones &= ((uint8_t *)y[1].data)[i] == 1;
-        KT_CHECK(y[1].dtype == KILN_BOOL && ones, "Dropout mask is not all true");
-        kt_free_outs(y, 2);
-        kn_store_f64(in[2].data, KILN_BOOL, 0, 1);
-        KT_FAILS(kt_run(&n, in, 3, y, 2), KILN_ERR_UNSUPPORTED, "Dropout 'drop': training_mode = true is not supported");
-        kt_free(&in[1]);
-        kt_free(&in[2]);
-        kt_node_free(&n);
-        kt_free(&x);
-    }
-}
-
 static void test_concat(void) {
     for (int it = 0; it < 50; it++) {
         int r = (int)kt_rand_int(1, 5), k = (int)kt_rand_int(1, 4), axis = (int)kt_rand_int(0, r - 1);
@@ -439,7 +411,6 @@ int main(void) {
     test_reshape();
     test_transpose();
     test_squeeze_unsqueeze();
-    test_identity_dropout();
     test_concat();
     test_split();
     return kt_finish();

@@ -45,14 +45,12 @@ static void kn_strided_gather(char *dst, const char *src, size_t esz, int rank, 
     }
 }
 
-/* ---- copies: Identity, Dropout, Flatten, Reshape, Squeeze, Unsqueeze --------------------------- */
+/* ---- copies: Flatten, Reshape, Squeeze, Unsqueeze (none when the planner aliased the buffers) -- */
 
 static kiln_status kn_cpu_copy(const kn_kernel_args *a) {
     const kn_tensor *x = &a->in[0], *y = &a->out[0];
     size_t bytes = kn_tensor_bytes(y);
     if (bytes && y->data != x->data) memmove(y->data, x->data, bytes);
-    if (a->n_out > 1 && a->out[1].data) /* Dropout's mask: all kept at inference */
-        memset(a->out[1].data, 1, kn_tensor_bytes(&a->out[1]));
     return KILN_OK;
 }
 
@@ -271,8 +269,6 @@ static kiln_status kn_cpu_range(const kn_kernel_args *a) {
 }
 
 void kn_cpu_register_tensor(kn_kernel *t) {
-    t[KN_OP_Identity] = (kn_kernel){.name = "cpu.copy", .run = kn_cpu_copy};
-    t[KN_OP_Dropout] = (kn_kernel){.name = "cpu.copy", .run = kn_cpu_copy};
     t[KN_OP_Flatten] = (kn_kernel){.name = "cpu.copy", .run = kn_cpu_copy};
     t[KN_OP_Reshape] = (kn_kernel){.name = "cpu.copy", .run = kn_cpu_copy};
     t[KN_OP_Squeeze] = (kn_kernel){.name = "cpu.copy", .run = kn_cpu_copy};
