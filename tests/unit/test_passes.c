@@ -761,19 +761,15 @@ static void test_lower_precision(void) {
 /* ---- a whole network ------------------------------------------------------------------------------- */
 
 static void test_resnet18(void) {
-    kiln_resnet_options ro;
-    kiln_resnet_options_init(&ro);
-    ro.height = ro.width = 64;
-    ro.num_classes = 10;
-    ro.seed = 7;
     kiln_graph *g = NULL;
-    KT_OK(kiln_resnet_build(&ro, &g));
+    KT_OK(kiln_resnet_build(18, 64, 7, &g));
     if (!g) return;
     KT_CHECK(kiln_graph_num_nodes(g) == 69, "ResNet-18 has 69 nodes as built, got %d", kiln_graph_num_nodes(g));
-    static float x[3 * 64 * 64];
-    fill(x, 3 * 64 * 64);
+    static float x[2 * 3 * 64 * 64];
+    fill(x, 2 * 3 * 64 * 64);
     float *ins[1] = {x};
-    kt_opts o = {.min_block_size = 5};
+    kiln_input_profile p = {.name = "x", .rank = 4, .min = {1, 3, 64, 64}, .opt = {2, 3, 64, 64}, .max = {2, 3, 64, 64}};
+    kt_opts o = {.min_block_size = 5, .profiles = &p, .n_profiles = 1};
     kiln_module *m = kt_compare_opt(g, o, ins, 1e-4, "resnet18");
     KT_CHECK(kiln_module_num_segments(m) == 1 && kiln_module_num_engine_blocks(m) == 1,
              "nothing forced: one engine block (%d segments)", kiln_module_num_segments(m));
