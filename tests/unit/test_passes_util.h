@@ -115,9 +115,10 @@ static inline kiln_module *kt_compile(const kiln_graph *g, const kt_opts *o) {
 }
 
 /* Runs m once on f32 inputs; dims NULL: each input at its profile's opt dims. Output k is copied
- * into a malloc'd outs[k] (the caller frees) with its element count in out_n[k]. */
-static inline int kt_run(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK], float **outs,
-                         int64_t *out_n) {
+ * into a malloc'd outs[k] (the caller frees) with its element count in out_n[k] and, when shapes
+ * is not NULL, its dtype, rank and dims in shapes[k]. */
+static inline int kt_run_shapes(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK],
+                                float **outs, int64_t *out_n, kiln_tensor *shapes) {
     kiln_session *s = NULL;
     KT_OK(kiln_session_create(m, &s));
     if (!s) return 0;
@@ -143,11 +144,20 @@ static inline int kt_run(const kiln_module *m, float *const *ins, const int64_t 
         if (st != KILN_OK) continue;
         KT_CHECK(out[k].dtype == KILN_F32, "output %d is %s", k, kiln_dtype_name(out[k].dtype));
         out_n[k] = kn_numel(out[k].rank, out[k].dims);
+        if (shapes) {
+            shapes[k] = out[k];
+            shapes[k].data = NULL;
+        }
         outs[k] = malloc((size_t)(out_n[k] ? out_n[k] : 1) * sizeof(float));
         if (out[k].dtype == KILN_F32) memcpy(outs[k], out[k].data, (size_t)out_n[k] * sizeof(float));
     }
     kiln_session_free(s);
     return st == KILN_OK;
+}
+
+static inline int kt_run(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK], float **outs,
+                         int64_t *out_n) {
+    return kt_run_shapes(m, ins, dims, outs, out_n, NULL);
 }
 
 /* Compiles g optimized and not, runs both on the same random inputs (ins, numels in_n), and
@@ -165,9 +175,13 @@ static inline kiln_module *kt_compare_opt(const kiln_graph *g, kt_opts o, float 
     }
     float *a[8] = {0}, *b[8] = {0};
     int64_t na[8] = {0}, nb[8] = {0};
+    kiln_tensor sa[8], sb[8];
     int no = kiln_module_num_outputs(ref);
-    if (kt_run(ref, ins, NULL, a, na) && kt_run(opt, ins, NULL, b, nb)) {
+    if (kt_run_shapes(ref, ins, NULL, a, na, sa) && kt_run_shapes(opt, ins, NULL, b, nb, sb)) {
         for (int k = 0; k < no; k++) {
+            int same = sa[k].rank == sb[k].rank && sa[k].dtype == sb[k].dtype;
+            for (int i = 0; same && i < sa[k].rank; i++) same = sa[k].dims[i] == sb[k].dims[i];
+            KT_CHECK(same, "%s: output %d has another shape or type when optimized", what, k);
             KT_CHECK(na[k] == nb[k] && na[k] > 0, "%s: output %d has %lld vs %lld elements", what, k, (long long)na[k],
                      (long long)nb[k]);
             if (na[k] == nb[k]) {
