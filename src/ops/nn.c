@@ -139,7 +139,9 @@ kiln_status kn_nn_window_transpose(const kn_node *n, int nsp, const int64_t *in,
             if (want < 1)
                 return kn_node_error(n, KILN_ERR_SHAPE, "attribute 'output_shape' has %lld in spatial dim %d",
                                      (long long)want, i);
-            int64_t total = natural - want, half = total / 2;
+            /* ONNX's reference halves with floor division: a negative total (an output_shape
+             * beyond the natural size) adds its extra rows at the end */
+            int64_t total = natural - want, half = total >= 0 ? total / 2 : -((-total + 1) / 2);
             w->pad_begin[i] = ap == KN_PAD_SAME_UPPER ? half : total - half;
             w->pad_end[i] = total - w->pad_begin[i];
             w->out[i] = want;
@@ -242,9 +244,6 @@ static kiln_status kn_check_pool(const kn_graph *g, const kn_node *n) {
     KN_TRY(kn_check_01(n, "ceil_mode"));
     if (n->op == KN_OP_AveragePool) KN_TRY(kn_check_01(n, "count_include_pad"));
     if (n->op == KN_OP_MaxPool) KN_TRY(kn_check_01(n, "storage_order"));
-    if (n->op == KN_OP_MaxPool && n->n_out > 1 && n->out[1] >= 0 && kn_attr_i(n, "storage_order", 0) != 0)
-        return kn_node_error(n, KILN_ERR_UNSUPPORTED,
-                             "output 'Indices' with storage_order=1 (column major) is not supported");
     return KILN_OK;
 }
 

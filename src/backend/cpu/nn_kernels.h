@@ -7,6 +7,8 @@
 #include "cpu.h"
 #include "ops/nn.h"
 
+#include <math.h>
+
 void kn_cpu_register_nn_conv(kn_kernel *table);
 void kn_cpu_register_nn_gemm(kn_kernel *table);
 void kn_cpu_register_nn_pool(kn_kernel *table);
@@ -41,9 +43,21 @@ static inline void kn_nn_st(void *p, kiln_dtype t, int64_t i, double v) {
     }
 }
 
-/* The epilogue activation in double: exact for NONE, through kn_cpu_act (f32) otherwise. */
+/* The epilogue activation in double (kn_cpu_act's definitions), for the f64 kernels. */
 static inline double kn_nn_act_d(const kn_nn_act *a, double x) {
-    return a->act == KN_ACT_NONE ? x : (double)kn_cpu_act(a->act, (float)x, a->alpha, a->beta);
+    double t;
+    switch (a->act) {
+    case KN_ACT_RELU: return x > 0 ? x : 0;
+    case KN_ACT_RELU6: return x < 0 ? 0 : x > 6 ? 6 : x;
+    case KN_ACT_CLIP: return x < a->alpha ? a->alpha : x > a->beta ? a->beta : x;
+    case KN_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
+    case KN_ACT_HARDSWISH: t = x + 3; t = t < 0 ? 0 : t > 6 ? 6 : t; return x * t / 6;
+    case KN_ACT_SILU: return x / (1.0 + exp(-x));
+    case KN_ACT_GELU_ERF: return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
+    case KN_ACT_GELU_TANH: return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+    case KN_ACT_LEAKY_RELU: return x >= 0 ? x : a->alpha * x;
+    default: return x;
+    }
 }
 
 /* Whether the kernel converts through f32 scratch (f16, bf16) rather than using the data as is. */

@@ -10,6 +10,7 @@ typedef struct kn_pool_plan {
     int64_t in[3], out[3], k[3], s[3], d[3], p[3], pe[3];
     int64_t isp, osp;
     int include_pad;
+    int col_major; /* MaxPool storage_order=1: Indices count the spatial dims column major */
 } kn_pool_plan;
 
 static kiln_status kn_pool_prepare(const kn_kernel_args *a, void **state) {
@@ -26,6 +27,7 @@ static kiln_status kn_pool_prepare(const kn_kernel_args *a, void **state) {
     if (!p) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory planning a pool");
     p->NC = x->dims[0] * x->dims[1];
     p->include_pad = (int)kn_attr_i(n, "count_include_pad", 0);
+    p->col_major = (int)kn_attr_i(n, "storage_order", 0) == 1;
     p->isp = p->osp = 1;
     for (int i = 0; i < 3; i++) {
         int j = i - (3 - nsp);
@@ -81,7 +83,7 @@ static kiln_status kn_cpu_maxpool(const kn_kernel_args *a) {
                                 double v = kn_nn_ld(x->data, x->dtype, xi);
                                 if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
                                     best = v;
-                                    at = xi;
+                                    at = p->col_major ? xb + (zw * I[1] + zh) * I[0] + zd : xi;
                                 }
                             }
                         }
