@@ -64,7 +64,7 @@ typedef struct kn_ln_plan {
     int64_t ndims[KILN_MAX_RANK];
     int64_t ss[KILN_MAX_RANK], bs[KILN_MAX_RANK]; /* Scale and B strides over the normalized dims */
     double eps;
-    float *scale, *bias; /* expanded to `inner` values in f32, in scratch */
+    double *scale, *bias; /* expanded to `inner` values, in scratch */
     void *mem;
 } kn_ln_plan;
 
@@ -94,14 +94,14 @@ static kiln_status kn_ln_prepare(const kn_kernel_args *a, void **state) {
     memcpy(norm.dims, p->ndims, sizeof norm.dims);
     kn_cpu_broadcast_strides(&a->in[1], &norm, p->ss);
     if (a->n_in > 2 && kn_tensor_present(&a->in[2])) kn_cpu_broadcast_strides(&a->in[2], &norm, p->bs);
-    size_t bytes = (size_t)(p->inner ? p->inner : 1) * sizeof(float);
+    size_t bytes = (size_t)(p->inner ? p->inner : 1) * sizeof(double);
     p->mem = kn_aligned_alloc(2 * bytes);
     if (!p->mem) {
         kn_ln_release(p);
         return kn_node_error(a->node, KILN_ERR_OUT_OF_MEMORY, "out of host memory for %zu bytes of scratch", 2 * bytes);
     }
     p->scale = p->mem;
-    p->bias = (float *)((char *)p->mem + bytes);
+    p->bias = (double *)((char *)p->mem + bytes);
     *state = p;
     return KILN_OK;
 }
@@ -116,8 +116,8 @@ static kiln_status kn_cpu_layernorm(const kn_kernel_args *a) {
     /* Scale and B broadcast over the normalized dims, once per run */
     int64_t idx[KILN_MAX_RANK] = {0}, os = 0, ob = 0;
     for (int64_t j = 0; j < p->inner; j++) {
-        p->scale[j] = kn_cpu_ld(sc->data, sc->dtype, os);
-        p->bias[j] = bb ? kn_cpu_ld(bb->data, bb->dtype, ob) : 0.0f;
+        p->scale[j] = kn_nn_ld(sc->data, sc->dtype, os);
+        p->bias[j] = bb ? kn_nn_ld(bb->data, bb->dtype, ob) : 0.0;
         kn_nn_odometer(p->nr, p->ndims, idx, p->ss, &os, bb ? p->bs : NULL, &ob);
     }
     for (int64_t r = 0; r < p->outer; r++) {
