@@ -6,11 +6,16 @@
 /* One convolution planned for one shape. Spatial dims are normalized to three (D, H, W); a
  * missing leading dim has size 1, kernel 1, stride 1, dilation 1 and no padding. For
  * ConvTranspose `in` is X's spatial size and `out` Y's, as for Conv. */
+/* Floats of im2col scratch before the output rows are tiled (16 MiB). */
+#define KN_CONV_COLS_CAP ((int64_t)4 << 20)
+
 typedef struct kn_conv_plan {
     int64_t N, C, M, G, Cg, Mg;
     int64_t in[3], out[3], k[3], s[3], d[3], p[3];
     int64_t isp, osp, K; /* spatial sizes of X and Y; kernel taps */
     int direct;          /* 1x1 kernel, stride 1, no padding: X is its own column matrix */
+    int depthwise;       /* one input channel per group: a direct loop beats 1-row sgemms */
+    int64_t tile_rows;   /* im2col works on this many output rows (od, oh) at a time */
     kn_nn_act act;
     float *cols, *xf, *wf, *yf; /* carved from mem */
     void *mem;
@@ -69,6 +74,12 @@ static kiln_status kn_conv_prepare_common(const kn_kernel_args *a, int transpose
     }
     p->direct = !transpose && p->K == 1 && pad_end_zero;
     for (int i = 0; i < 3; i++) p->direct &= p->s[i] == 1 && p->p[i] == 0;
+    p->depthwise = !transpose && !p->direct && p->Cg == 1 && p->G > 1;
+    /* bound the column matrix to about KN_CONV_COLS_CAP floats by tiling the output rows */
+    int64_t rows = p->out[0] * p->out[1], per_row = p->Cg * p->K * p->out[2];
+    p->tile_rows = per_row > 0 ? KN_CONV_COLS_CAP / per_row : rows;
+    if (p->tile_rows < 1) p->tile_rows = 1;
+    if (p->tile_rows > rows) p->tile_rows = rows;
     kiln_status st = transpose ? kn_nn_blas_fits(n, p->Mg * p->K, p->isp, p->Cg)
                                : kn_nn_blas_fits(n, p->Mg, p->osp, p->Cg * p->K);
     if (st != KILN_OK) {
@@ -79,7 +90,8 @@ static kiln_status kn_conv_prepare_common(const kn_kernel_args *a, int transpose
         kn_nn_carver cv = {0};
         int via = kn_nn_via_f32(x->dtype);
         for (int pass = 0; pass < 2; pass++) {
-            p->cols = p->direct ? NULL : kn_nn_carve(&cv, transpose ? p->Mg * p->K * p->isp : p->Cg * p->K * p->osp);
+            p->cols = p->direct || p->depthwise ? NULL
+                      : kn_nn_carve(&cv, transpose ? p->Mg * p->K * p->isp : p->Cg * p->K * p->tile_rows * p->out[2]);
             p->xf = via ? kn_nn_carve(&cv, p->C * p->isp) : NULL;
             p->wf = via ? kn_nn_carve(&cv, kn_tensor_numel(w)) : NULL;
             p->yf = via ? kn_nn_carve(&cv, p->M * p->osp) : NULL;
@@ -115,9 +127,10 @@ static void kn_valid_range(int64_t n, int64_t limit, int64_t s, int64_t off, int
     *hi = h;
 }
 
-/* cols[(c, kd, kh, kw), (od, oh, ow)] = x[c, od*s - p + kd*d, ...] or 0 in the padding. */
-static void kn_im2col(const kn_conv_plan *p, const float *x, float *cols) {
-    const int64_t ID = p->in[0], IH = p->in[1], IW = p->in[2], OD = p->out[0], OH = p->out[1], OW = p->out[2];
+/* cols[(c, kd, kh, kw), (r - r0, ow)] = x[c, od*s - p + kd*d, ...] (0 in the padding) for the
+ * output rows r = (od, oh) in [r0, r1). */
+static void kn_im2col(const kn_conv_plan *p, const float *x, float *cols, int64_t r0, int64_t r1) {
+    const int64_t ID = p->in[0], IH = p->in[1], IW = p->in[2], OH = p->out[1], OW = p->out[2];
     float *dst = cols;
     for (int64_t c = 0; c < p->Cg; c++) {
         const float *xc = x + c * p->isp;
@@ -126,29 +139,55 @@ static void kn_im2col(const kn_conv_plan *p, const float *x, float *cols) {
                 for (int64_t kw = 0; kw < p->k[2]; kw++) {
                     int64_t offw = kw * p->d[2] - p->p[2], lo, hi;
                     kn_valid_range(OW, IW, p->s[2], offw, &lo, &hi);
-                    for (int64_t od = 0; od < OD; od++) {
+                    for (int64_t r = r0; r < r1; r++, dst += OW) {
+                        int64_t od = r / OH, oh = r % OH;
                         int64_t zd = od * p->s[0] - p->p[0] + kd * p->d[0];
-                        if (zd < 0 || zd >= ID) {
-                            memset(dst, 0, (size_t)(OH * OW) * sizeof *dst);
-                            dst += OH * OW;
+                        int64_t zh = oh * p->s[1] - p->p[1] + kh * p->d[1];
+                        if (zd < 0 || zd >= ID || zh < 0 || zh >= IH) {
+                            memset(dst, 0, (size_t)OW * sizeof *dst);
                             continue;
                         }
-                        for (int64_t oh = 0; oh < OH; oh++, dst += OW) {
+                        const float *row = xc + (zd * IH + zh) * IW;
+                        int64_t ow = 0;
+                        for (; ow < lo; ow++) dst[ow] = 0;
+                        if (p->s[2] == 1) {
+                            memcpy(dst + lo, row + lo + offw, (size_t)(hi - lo) * sizeof *dst);
+                            ow = hi;
+                        } else {
+                            for (; ow < hi; ow++) dst[ow] = row[ow * p->s[2] + offw];
+                        }
+                        for (; ow < OW; ow++) dst[ow] = 0;
+                    }
+                }
+    }
+}
+
+/* One input channel per group (depthwise, with any channel multiplier): y[m] for the Mg output
+ * channels of group g, accumulated tap by tap over whole output rows. */
+static void kn_conv_depthwise(const kn_conv_plan *p, const float *xg, const float *wg, float *yg) {
+    const int64_t ID = p->in[0], IH = p->in[1], IW = p->in[2], OD = p->out[0], OH = p->out[1], OW = p->out[2];
+    for (int64_t m = 0; m < p->Mg; m++) {
+        float *ym = yg + m * p->osp;
+        const float *wm = wg + m * p->K;
+        memset(ym, 0, (size_t)p->osp * sizeof *ym);
+        for (int64_t kd = 0; kd < p->k[0]; kd++)
+            for (int64_t kh = 0; kh < p->k[1]; kh++)
+                for (int64_t kw = 0; kw < p->k[2]; kw++) {
+                    float wv = wm[(kd * p->k[1] + kh) * p->k[2] + kw];
+                    int64_t offw = kw * p->d[2] - p->p[2], lo, hi, sw = p->s[2];
+                    kn_valid_range(OW, IW, sw, offw, &lo, &hi);
+                    for (int64_t od = 0; od < OD; od++) {
+                        int64_t zd = od * p->s[0] - p->p[0] + kd * p->d[0];
+                        if (zd < 0 || zd >= ID) continue;
+                        for (int64_t oh = 0; oh < OH; oh++) {
                             int64_t zh = oh * p->s[1] - p->p[1] + kh * p->d[1];
-                            if (zh < 0 || zh >= IH) {
-                                memset(dst, 0, (size_t)OW * sizeof *dst);
-                                continue;
-                            }
-                            const float *row = xc + (zd * IH + zh) * IW;
-                            int64_t ow = 0;
-                            for (; ow < lo; ow++) dst[ow] = 0;
-                            if (p->s[2] == 1) {
-                                memcpy(dst + lo, row + lo + offw, (size_t)(hi - lo) * sizeof *dst);
-                                ow = hi;
-                            } else {
-                                for (; ow < hi; ow++) dst[ow] = row[ow * p->s[2] + offw];
-                            }
-                            for (; ow < OW; ow++) dst[ow] = 0;
+                            if (zh < 0 || zh >= IH) continue;
+                            const float *row = xg + (zd * IH + zh) * IW + offw;
+                            float *yr = ym + (od * OH + oh) * OW;
+                            if (sw == 1)
+                                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * row[ow];
+                            else
+                                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * row[ow * sw];
                         }
                     }
                 }
@@ -268,13 +307,20 @@ static kiln_status kn_cpu_conv(const kn_kernel_args *a) {
         }
         float *yn = via ? p->yf : (float *)y->data + n * p->M * p->osp;
         for (int64_t g = 0; g < p->G; g++) {
-            const float *xg = xn + g * p->Cg * p->isp, *cols = xg;
-            if (!p->direct) {
-                kn_im2col(p, xg, p->cols);
-                cols = p->cols;
+            const float *xg = xn + g * p->Cg * p->isp, *wg = wm + g * p->Mg * CK;
+            float *yg = yn + g * p->Mg * p->osp;
+            if (p->depthwise) {
+                kn_conv_depthwise(p, xg, wg, yg);
+            } else if (p->direct) {
+                kn_nn_sgemm(0, 0, p->Mg, p->osp, CK, 1.0f, wg, CK, xg, p->osp, 0.0f, yg, p->osp);
+            } else {
+                int64_t rows = p->out[0] * p->out[1], OW = p->out[2];
+                for (int64_t r0 = 0; r0 < rows; r0 += p->tile_rows) {
+                    int64_t r1 = r0 + p->tile_rows < rows ? r0 + p->tile_rows : rows, ncol = (r1 - r0) * OW;
+                    kn_im2col(p, xg, p->cols, r0, r1);
+                    kn_nn_sgemm(0, 0, p->Mg, ncol, CK, 1.0f, wg, CK, p->cols, ncol, 0.0f, yg + r0 * OW, p->osp);
+                }
             }
-            kn_nn_sgemm(0, 0, p->Mg, p->osp, CK, 1.0f, wm + g * p->Mg * CK, CK, cols, p->osp, 0.0f,
-                        yn + g * p->Mg * p->osp, p->osp);
         }
         kn_conv_epilogue(p, yn, n, b, r, y);
     }
