@@ -2,7 +2,14 @@
  * LayerNormalization, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul.
  * Attribute checks, shape inference and the window geometry the kernels share (nn.h).
  * Semantics: the latest ONNX definition at opset <= 21, plus kiln's fused forms (a Conv residual
- * input, a MatMul bias input, the "kiln.act" epilogue). */
+ * input, a MatMul bias input, the "kiln.act" epilogue). Where the spec is loose, kiln follows
+ * ONNX's reference implementation and node test data (checked in tests/unit/test_ops_nn_onnx.c):
+ * - pools with ceil_mode drop a last window that would start in the end padding (as PyTorch);
+ * - AveragePool's count_include_pad counts the taps inside the padded extent, not beyond it;
+ * - ConvTranspose with output_shape (or SAME_*) halves the total padding with floor division,
+ *   so an output_shape beyond the natural size grows the end;
+ * - MaxPool's Indices are flat indices into X (storage_order=1: spatial dims column major);
+ * - 1 to 3 spatial dims; BatchNormalization in inference form only (one output). */
 #include "nn.h"
 
 #include <math.h>
