@@ -224,8 +224,8 @@ static kiln_status kn_check_window_attrs(const kn_node *n, int need_kernel) {
     if (c) {
         if (c % 2 || (rank >= 0 && c != 2 * rank))
             return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
-                                 "attribute 'pads' has %d values; expected 2 per spatial dim (begins, then ends)%s",
-                                 c, rank >= 0 ? "" : "");
+                                 "attribute 'pads' has %d values; expected 2 per spatial dim (begins, then ends)",
+                                 c);
         for (int i = 0; i < c; i++)
             if (p[i] < 0)
                 return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'pads' has %lld at %d; expected >= 0",

@@ -155,7 +155,7 @@ static kiln_status kn_matmul_prepare(const kn_kernel_args *a, void **state) {
     int ra = A->rank > 2 ? A->rank - 2 : 0, rb = B->rank > 2 ? B->rank - 2 : 0;
     p->nb = ra > rb ? ra : rb;
     p->batch = 1;
-    int64_t na = 1, nbb = 1, sa = 1, sb = 1;
+    int64_t nbb = 1, sa = 1, sb = 1;
     int a_broadcast = ra != p->nb;
     for (int i = p->nb - 1; i >= 0; i--) {
         int ia = i - (p->nb - ra), ib = i - (p->nb - rb);
@@ -166,11 +166,9 @@ static kiln_status kn_matmul_prepare(const kn_kernel_args *a, void **state) {
         if (da != p->bdims[i]) a_broadcast = 1;
         sa *= da;
         sb *= db;
-        na *= da;
         nbb *= db;
         p->batch *= p->bdims[i];
     }
-    (void)na;
     p->fold = nbb == 1 && !a_broadcast;
     if (bias) kn_cpu_broadcast_strides(bias, Y, p->bias_s);
     kiln_status st = kn_nn_blas_fits(n, p->fold ? p->batch * p->M : p->M, p->N, p->K);
