@@ -1,9 +1,10 @@
 /* Graph-level precision lowering for FP16/BF16: float32 activations and constants become
  * f16/bf16 inside the graph, with Cast nodes at the graph inputs (f32 -> low) and outputs
  * (low -> f32), so the module's I/O keeps the model's element types. Integer, bool and f64 values
- * (shapes, indices) are left alone. BatchNormalization's parameters and statistics stay f32 (its
- * kernels read them as they are and compute in f32), as do Resize's roi and scales (read on the
- * host). FP32 and TF32 change nothing: TF32 is a math mode of the engine, not a storage type. */
+ * (shapes, indices) are left alone. The parameters and statistics of BatchNormalization,
+ * LayerNormalization and InstanceNormalization stay f32 (their kernels read them as they are and
+ * compute in f32; Softmax has none and computes in f32 too), as do Resize's roi and scales (read
+ * on the host). FP32 and TF32 change nothing: TF32 is a math mode of the engine, not a storage type. */
 #include "passes.h"
 
 /* ONNX element type codes, for Cast's "to". */
@@ -12,7 +13,9 @@ enum { KN_ONNX_FLOAT = 1, KN_ONNX_FLOAT16 = 10, KN_ONNX_BFLOAT16 = 16 };
 /* Input slot k of n reads an f32 tensor that must stay f32. */
 static int kn_keeps_f32(const kn_node *n, int k) {
     switch (n->op) {
-    case KN_OP_BatchNormalization: return k >= 1;
+    case KN_OP_BatchNormalization:
+    case KN_OP_LayerNormalization:
+    case KN_OP_InstanceNormalization: return k >= 1;
     case KN_OP_Resize: return k == 1 || k == 2;
     default: return 0;
     }

@@ -777,6 +777,49 @@ static void test_lower_precision(void) {
         }
         kiln_graph_free(g);
     }
+    /* a transformer-ish block: LayerNorm keeps its parameters in f32, the MatMul weights go low */
+    for (int p = 0; p < 2; p++) {
+        kiln_precision prec = p ? KILN_PRECISION_BF16 : KILN_PRECISION_FP16;
+        kiln_graph *g = NULL;
+        KT_OK(kiln_graph_create(&g));
+        int64_t xd[3] = {2, 5, 8}, wd[2] = {8, 8}, vd[1] = {8};
+        kt_input(g, "x", 3, xd);
+        kt_const(g, "ln.s", 1, vd, 0.5f, 1.5f);
+        kt_const(g, "ln.b", 1, vd, -0.5f, 0.5f);
+        kt_const(g, "w", 2, wd, -0.5f, 0.5f);
+        kt_const(g, "b", 1, vd, -0.5f, 0.5f);
+        const char *lin[3] = {"x", "ln.s", "ln.b"};
+        kiln_attr axis = kiln_attr_int("axis", -1);
+        kt_node_attrs(g, "LayerNormalization", "ln", 3, lin, "n", 1, &axis);
+        kt_node(g, "MatMul", "mm", "n", "w", "h");
+        kt_node(g, "Add", "bias", "h", "b", "hb");
+        kt_node(g, "Gelu", "gelu", "hb", NULL, "a");
+        kt_node_attrs(g, "Softmax", "softmax", 1, (const char *const[]){"a"}, "y", 1, &axis);
+        KT_OK(kiln_graph_add_output(g, "y"));
+        float x[80];
+        kt_fill_uniform(x, 80, -2, 2);
+        float *ins[1] = {x};
+        kt_opts o32 = {.optimize = true}, olo = {.optimize = true, .precision = prec};
+        kiln_module *m32 = kt_compile(g, &o32), *mlo = kt_compile(g, &olo);
+        const kn_node *ln = kt_find_op(mlo, "LayerNormalization"), *mm = kt_find_op(mlo, "MatMul");
+        KT_CHECK(ln && mlo->graph->values[ln->in[1]].constant->dtype == KILN_F32 &&
+                     mlo->graph->values[ln->in[2]].constant->dtype == KILN_F32,
+                 "LayerNormalization's Scale and B stay f32");
+        KT_CHECK(mm && mlo->graph->values[mm->in[1]].constant->dtype == (p ? KILN_BF16 : KILN_F16) && mm->n_in == 3 &&
+                     mlo->graph->values[mm->in[2]].constant->dtype == (p ? KILN_BF16 : KILN_F16),
+                 "the MatMul weights and fused bias are low");
+        float *a[1] = {0}, *b[1] = {0};
+        int64_t na[1], nb[1];
+        if (m32 && mlo && kt_run(m32, ins, NULL, a, na) && kt_run(mlo, ins, NULL, b, nb)) {
+            double err = kt_max_rel_err(b[0], a[0], na[0]), tol = p ? 3e-2 : 5e-3;
+            KT_CHECK(na[0] == nb[0] && err <= tol, "%s block within %g of fp32 (got %g)", p ? "bf16" : "fp16", tol, err);
+        }
+        free(a[0]);
+        free(b[0]);
+        kiln_module_free(m32);
+        kiln_module_free(mlo);
+        kiln_graph_free(g);
+    }
     /* TF32 changes nothing in the graph */
     kiln_graph *g = conv_act_graph(0);
     kt_opts o = {.optimize = false, .precision = KILN_PRECISION_TF32};
