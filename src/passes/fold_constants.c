@@ -115,8 +115,9 @@ kiln_status kn_pass_fold_constants(kn_graph *g, const kn_pass_options *opt, int 
     kn_free(order);
     KN_TRY(st);
     if (folded)
-        kn_pass_log(opt, "fold_constants: folded %d node%s into constants (%d of them Shape of static dims)", folded,
-                    folded == 1 ? "" : "s", shapes);
+        kn_pass_log(opt, "fold_constants: folded %d node%s into constants", folded, folded == 1 ? "" : "s");
+    if (shapes)
+        kn_pass_log(opt, "fold_constants: %d of them Shape of a value with static dims", shapes);
     *changed = folded;
     return KILN_OK;
 }

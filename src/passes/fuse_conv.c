@@ -10,7 +10,7 @@
 #include "passes.h"
 
 typedef struct kn_conv_stats {
-    int bias, residual, act[KN_ACT_COUNT];
+    int bias, residual, merged, act[KN_ACT_COUNT];
 } kn_conv_stats;
 
 /* The bias constant of Add(y, c) when c broadcasts over the channel dim of y (rank r) only. */
@@ -100,10 +100,17 @@ static kiln_status kn_conv_fuse_residual(kn_graph *g, const kn_pass_options *opt
 }
 
 static kiln_status kn_fuse_conv_node(kn_graph *g, const kn_pass_options *opt, int i, kn_conv_stats *stats) {
-    for (int step = 0; step < 4; step++) {
+    for (int step = 0; step < 8; step++) {
         kn_node *cv = &g->nodes[i];
-        if (cv->n_out < 1 || cv->out[0] < 0 || kn_attr_i(cv, "kiln.act", KN_ACT_NONE) != KN_ACT_NONE) return KILN_OK;
-        int y = cv->out[0], done = 0;
+        int done = 0;
+        if (cv->n_out < 1 || cv->out[0] < 0) return KILN_OK;
+        if (kn_attr_i(cv, "kiln.act", KN_ACT_NONE) != KN_ACT_NONE) {
+            KN_TRY(kn_pass_fuse_second_act(g, opt, i, &done));
+            if (!done) return KILN_OK;
+            stats->merged++;
+            continue;
+        }
+        int y = cv->out[0];
         int c = kn_pass_sole_consumer(g, y);
         if (c >= 0 && !g->nodes[c].fallback && g->nodes[c].op == KN_OP_Add && g->nodes[c].n_in == 2) {
             KN_TRY(kn_conv_fuse_bias(g, opt, i, c, &done));
@@ -114,7 +121,7 @@ static kiln_status kn_fuse_conv_node(kn_graph *g, const kn_pass_options *opt, in
         kn_act_match m;
         if (kn_pass_match_act(g, y, &m)) {
             KN_TRY(kn_pass_fuse_activation(g, opt, i, &m, &done));
-            if (done) stats->act[m.act]++;
+            if (done) { stats->act[m.act]++; continue; }
         }
         return KILN_OK;
     }
@@ -138,9 +145,10 @@ kiln_status kn_pass_fuse_conv(kn_graph *g, const kn_pass_options *opt, int *chan
     int acts = 0;
     for (int a = 0; a < KN_ACT_COUNT; a++) acts += stats.act[a];
     if (stats.bias) kn_pass_log(opt, "fuse_conv: folded %d constant Add into the Conv bias", stats.bias);
+    if (stats.merged) kn_pass_log(opt, "fuse_conv: merged %d clip-like activation into a Conv's epilogue", stats.merged);
     if (stats.residual) kn_pass_log(opt, "fuse_conv: fused %d residual Add into Conv", stats.residual);
     for (int a = 1; a < KN_ACT_COUNT; a++)
         if (stats.act[a]) kn_pass_log(opt, "fuse_conv: fused %d %s activation into Conv", stats.act[a], kn_act_name(a));
-    *changed = stats.bias + stats.residual + acts;
+    *changed = stats.bias + stats.residual + stats.merged + acts;
     return KILN_OK;
 }

@@ -63,7 +63,7 @@ kiln_status kn_pass_fuse_gemm(kn_graph *g, const kn_pass_options *opt, int *chan
     *changed = 0;
     int *order, n;
     KN_TRY(kn_graph_topo_order(g, &order, &n));
-    int bias[2] = {0, 0}, acts[2][KN_ACT_COUNT];
+    int bias[2] = {0, 0}, merged = 0, acts[2][KN_ACT_COUNT];
     memset(acts, 0, sizeof acts);
     kiln_status st = KILN_OK;
     for (int k = 0; k < n && st == KILN_OK; k++) {
@@ -71,10 +71,16 @@ kiln_status kn_pass_fuse_gemm(kn_graph *g, const kn_pass_options *opt, int *chan
         const kn_node *nd = &g->nodes[i];
         if (nd->dead || nd->fallback || (nd->op != KN_OP_Gemm && nd->op != KN_OP_MatMul) || nd->n_out < 1) continue;
         int which = nd->op == KN_OP_MatMul;
-        for (int step = 0; step < 2 && st == KILN_OK; step++) {
+        for (int step = 0; step < 8 && st == KILN_OK; step++) {
             nd = &g->nodes[i];
             int y = nd->out[0], done = 0;
-            if (y < 0 || kn_attr_i(nd, "kiln.act", KN_ACT_NONE) != KN_ACT_NONE) break;
+            if (y < 0) break;
+            if (kn_attr_i(nd, "kiln.act", KN_ACT_NONE) != KN_ACT_NONE) {
+                st = kn_pass_fuse_second_act(g, opt, i, &done);
+                merged += done;
+                if (done) continue;
+                break;
+            }
             int c = kn_pass_sole_consumer(g, y);
             if (step == 0 && c >= 0 && !g->nodes[c].fallback && g->nodes[c].op == KN_OP_Add && g->nodes[c].n_in == 2) {
                 st = kn_gemm_fuse_bias(g, opt, i, c, &done);
@@ -83,7 +89,7 @@ kiln_status kn_pass_fuse_gemm(kn_graph *g, const kn_pass_options *opt, int *chan
             kn_act_match m;
             if (st == KILN_OK && kn_pass_match_act(g, y, &m)) {
                 st = kn_pass_fuse_activation(g, opt, i, &m, &done);
-                if (done) acts[which][m.act]++;
+                if (done) { acts[which][m.act]++; continue; }
             }
             break;
         }
@@ -91,7 +97,8 @@ kiln_status kn_pass_fuse_gemm(kn_graph *g, const kn_pass_options *opt, int *chan
     kn_free(order);
     KN_TRY(st);
     static const char *const what[2] = {"Gemm", "MatMul"};
-    int total = bias[0] + bias[1];
+    int total = bias[0] + bias[1] + merged;
+    if (merged) kn_pass_log(opt, "fuse_gemm: merged %d clip-like activation into a Gemm/MatMul epilogue", merged);
     for (int w = 0; w < 2; w++) {
         if (bias[w]) kn_pass_log(opt, "fuse_gemm: fused %d bias Add into %s", bias[w], what[w]);
         for (int a = 1; a < KN_ACT_COUNT; a++)

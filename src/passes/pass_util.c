@@ -419,3 +419,35 @@ kiln_status kn_pass_fuse_activation(kn_graph *g, const kn_pass_options *opt, int
     *done = 1;
     return KILN_OK;
 }
+
+/* Clip-like activations as an interval [lo, hi]. */
+static int kn_act_interval(int act, float alpha, float beta, float *lo, float *hi) {
+    switch (act) {
+    case KN_ACT_RELU: *lo = 0; *hi = FLT_MAX; return 1;
+    case KN_ACT_RELU6: *lo = 0; *hi = 6; return 1;
+    case KN_ACT_CLIP: *lo = alpha; *hi = beta; return 1;
+    default: return 0;
+    }
+}
+
+kiln_status kn_pass_fuse_second_act(kn_graph *g, const kn_pass_options *opt, int node, int *done) {
+    *done = 0;
+    const kn_node *n = &g->nodes[node];
+    int act = (int)kn_attr_i(n, "kiln.act", KN_ACT_NONE);
+    float lo1, hi1, lo2, hi2;
+    kn_act_match m;
+    if (n->n_out < 1 || !kn_act_interval(act, kn_attr_f(n, "kiln.act_alpha", 0), kn_attr_f(n, "kiln.act_beta", 0), &lo1, &hi1) ||
+        !kn_pass_match_act(g, n->out[0], &m) || !kn_act_interval(m.act, m.alpha, m.beta, &lo2, &hi2))
+        return KILN_OK;
+    float lo = lo1 > lo2 ? lo1 : lo2, hi = hi1 < hi2 ? hi1 : hi2;
+    if (lo > hi) return KILN_OK; /* disjoint ranges: a constant output; leave it */
+    m.alpha = m.beta = 0;
+    if (lo == 0 && hi == FLT_MAX) m.act = KN_ACT_RELU;
+    else if (lo == 0 && hi == 6) m.act = KN_ACT_RELU6;
+    else {
+        m.act = KN_ACT_CLIP;
+        m.alpha = lo;
+        m.beta = hi;
+    }
+    return kn_pass_fuse_activation(g, opt, node, &m, done);
+}

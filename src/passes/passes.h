@@ -93,6 +93,9 @@ const char *kn_act_name(int act);
  * die; undone (and *done 0) when the backend's engine does not take the fused node. */
 kiln_status kn_pass_fuse_activation(kn_graph *g, const kn_pass_options *opt, int node, const kn_act_match *m,
                                     int *done);
+/* A node whose epilogue is already a clip-like activation (Relu, Relu6, Clip) followed by another
+ * one (Relu then Clip(0, 6), as exporters write relu6): the two merge into one interval. */
+kiln_status kn_pass_fuse_second_act(kn_graph *g, const kn_pass_options *opt, int node, int *done);
 
 /* Elementwise out = a*sa + b*sb with numpy broadcasting, in the dtype `dt` (b may be NULL). */
 kiln_status kn_pass_broadcast_axpby(const kn_host_tensor *a, double sa, const kn_host_tensor *b, double sb,

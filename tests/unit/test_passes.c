@@ -313,6 +313,15 @@ static kiln_graph *conv_act_graph(int which) {
         kt_node(g, "Mul", "act", "s", "c", "y");
         break;
     case 8: kt_node(g, "Gelu", "act", "c", NULL, "y"); break;
+    case 10: case 11: { /* Relu then Clip(0, 6) (PyTorch's relu6 export), Clip(-1, 2) then Relu */
+        kt_scalar(g, "lo", which == 10 ? 0.0f : -1.0f);
+        kt_scalar(g, "hi", which == 10 ? 6.0f : 2.0f);
+        const char *in[3] = {which == 10 ? "r" : "c", "lo", "hi"};
+        if (which == 10) kt_node(g, "Relu", "relu", "c", NULL, "r");
+        kt_node_attrs(g, "Clip", "act", 3, in, which == 10 ? "y" : "k", 0, NULL);
+        if (which == 11) kt_node(g, "Relu", "relu", "k", NULL, "y");
+        break;
+    }
     case 9: { /* Clip with only a lower bound of 0: Relu */
         kt_scalar(g, "lo", 0.0f);
         const char *in[2] = {"c", "lo"};
@@ -329,7 +338,8 @@ static void test_conv_activations(void) {
         {"relu", KN_ACT_RELU, 0, 0},        {"clip(0,6)", KN_ACT_RELU6, 0, 0}, {"clip(-0.3,0.4)", KN_ACT_CLIP, -0.3f, 0.4f},
         {"sigmoid", KN_ACT_SIGMOID, 0, 0},  {"hardswish", KN_ACT_HARDSWISH, 0, 0}, {"leaky_relu", KN_ACT_LEAKY_RELU, 0.3f, 0},
         {"x*sigmoid(x)", KN_ACT_SILU, 0, 0}, {"sigmoid(x)*x", KN_ACT_SILU, 0, 0}, {"gelu", KN_ACT_GELU_ERF, 0, 0},
-        {"clip(0,)", KN_ACT_RELU, 0, 0},
+        {"clip(0,)", KN_ACT_RELU, 0, 0},    {"relu then clip(0,6)", KN_ACT_RELU6, 0, 0},
+        {"clip(-1,2) then relu", KN_ACT_CLIP, 0, 2},
     };
     float x[120];
     fill(x, 120);
