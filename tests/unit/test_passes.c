@@ -430,6 +430,56 @@ static void test_conv_fusion_legality(void) {
     }
 }
 
+/* A backend whose engine takes no fused epilogue: every fusion must be undone. */
+static int no_fused_forms(const kn_graph *g, const kn_node *n) {
+    if (kn_node_attr(n, "kiln.act")) return 0;
+    if (n->op == KN_OP_Conv && n->n_in > 3 && n->in[3] >= 0) return 0;
+    if (n->op == KN_OP_MatMul && n->n_in > 2) return 0;
+    return 1;
+}
+
+static void test_fusion_needs_backend(void) {
+    kiln_graph *graph = NULL;
+    KT_OK(kiln_graph_create(&graph));
+    int64_t xd[4] = {1, 3, 5, 5}, rd[4] = {1, 4, 5, 5}, wd[2] = {5, 5};
+    kt_input(graph, "x", 4, xd);
+    kt_input(graph, "r", 4, rd);
+    kt_conv(graph, "conv", "x", "c", 3, 4, 3, 1);
+    kt_node(graph, "Add", "res", "c", "r", "s");
+    kt_node(graph, "Relu", "relu", "s", NULL, "t");
+    kt_const(graph, "w", 2, wd, -1, 1);
+    kt_node(graph, "MatMul", "mm", "t", "w", "y");
+    kt_node(graph, "Sigmoid", "sig", "y", NULL, "z");
+    KT_OK(kiln_graph_add_output(graph, "z"));
+    kn_graph *g = &graph->g;
+    KT_OK(kn_graph_verify(g));
+    KT_OK(kn_graph_infer_static(g));
+    kn_backend be = *kn_backend_cpu();
+    be.supports_op = no_fused_forms;
+    kn_pass_options po = {.precision = KILN_PRECISION_FP32, .backend = &be};
+    KT_OK(kn_passes_run(g, &po));
+    int live = 0, conv_ok = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        if (n->dead) continue;
+        live++;
+        if (n->op == KN_OP_Conv) conv_ok = n->n_in <= 3 && !kn_node_attr(n, "kiln.act") && n->out[0] == kn_graph_find_value(g, "c");
+    }
+    KT_CHECK(live == 5 && conv_ok, "a backend without fused forms keeps every node as it was (%d live)", live);
+    /* the same graph with the CPU backend fuses */
+    kn_graph *g2 = NULL;
+    KT_OK(kn_graph_clone(g, &g2));
+    if (g2) {
+        po.backend = kn_backend_cpu();
+        KT_OK(kn_passes_run(g2, &po));
+        live = 0;
+        for (int i = 0; i < g2->n_nodes; i++) live += !g2->nodes[i].dead;
+        KT_CHECK(live == 2, "the CPU backend takes the fused forms (%d live)", live);
+        kn_graph_destroy(g2);
+    }
+    kiln_graph_free(graph);
+}
+
 /* ---- gemm / matmul epilogues -------------------------------------------------------------------- */
 
 /* MatMul(x, W) + b -> GELU in form `form` (0..3: erf orderings, 4: Gelu op, 5: Relu) */
@@ -872,6 +922,7 @@ int main(void) {
     test_fuse_conv_bias_residual_relu();
     test_conv_activations();
     test_conv_fusion_legality();
+    test_fusion_needs_backend();
     test_fuse_gemm();
     test_constant_folding();
     test_cleanup_passes();
