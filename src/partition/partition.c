@@ -156,7 +156,8 @@ kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, cons
         const kn_node *nd = &g->nodes[i];
         kind[i] = -1;
         if (nd->dead || (host_node && host_node[i])) continue;
-        if (nd->fallback) why[i] = KN_BREAK_FORCED;
+        if (nd->fallback == 2) why[i] = KN_BREAK_BUILD_FAILED; /* marked by kiln_compile's kernel choice */
+        else if (nd->fallback) why[i] = KN_BREAK_FORCED;
         else if (!be->supports_op(g, nd)) why[i] = KN_BREAK_UNSUPPORTED;
         else why[i] = KN_BREAK_NONE;
         kind[i] = why[i] != KN_BREAK_NONE;
@@ -221,8 +222,9 @@ kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, cons
                                         j - k == 1 ? "" : "s", min_block_size);
             else
                 len += (size_t)snprintf(seg->detail + len, cap_d - len, ": %s",
-                                        steps[k].reason == KN_BREAK_FORCED ? "forced by the user"
-                                                                           : "not supported by the engine");
+                                        steps[k].reason == KN_BREAK_FORCED        ? "forced by the user"
+                                        : steps[k].reason == KN_BREAK_BUILD_FAILED ? "its engine build failed"
+                                                                                   : "not supported by the engine");
             k = j;
         }
     }

@@ -205,6 +205,19 @@ static void test_unsupported_and_order(void) {
     KT_CHECK(p.n_segments == 2 && p.n_steps == 6 && p.segments[1].count == 3,
              "min_block_size 2: 2 segments (got %d)", p.n_segments);
     kn_partition_free(&p);
+    /* a node whose engine build failed (kiln_compile marks it fallback = 2) says so */
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].name, "a2") == 0) g->nodes[i].fallback = 2;
+    KT_OK(kn_partition_build(g, NULL, &be, 1, 0, &p));
+    int found = 0;
+    for (int s = 0; s < p.n_segments; s++)
+        found |= p.segments[s].kind == KN_SEG_FALLBACK && strstr(p.segments[s].detail, "Relu 'a2': its engine build failed") != NULL;
+    for (int s = 0; s < p.n_steps; s++)
+        if (strcmp(g->nodes[p.steps[s].node].name, "a2") == 0) found &= p.steps[s].reason == KN_BREAK_BUILD_FAILED;
+    KT_CHECK(found, "a failed engine build is its own reason");
+    kn_partition_free(&p);
+    KT_FAILS(kn_partition_build(g, NULL, &be, 1, 1, &p), KILN_ERR_UNSUPPORTED, "Relu 'a2': its engine build failed");
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i].fallback = 0;
     /* require_full_compilation with an unsupported op names it */
     KT_FAILS(kn_partition_build(g, NULL, &be, 1, 1, &p), KILN_ERR_UNSUPPORTED,
              "graph breaks: Sigmoid 's1', Sigmoid 's2': not supported by the engine");
