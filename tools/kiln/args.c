@@ -528,14 +528,17 @@ int kc_build_config(const char *cmd, kc_build *b, const kc_shapes *extra, kiln_b
             memcpy(p->max, s->dims, sizeof p->max);
             continue;
         }
+        const kc_shape *given[4] = {mn, op, mx, run};
+        static const char *const what[4] = {"--min", "--opt", "--max", "the run shape"};
+        for (int i = 0, first = -1; i < 4; i++) {
+            if (!given[i]) continue;
+            if (first < 0) first = i;
+            else if (given[i]->rank != given[first]->rank)
+                return kc_profile_usage(cmd, "input '%s': %s has %d dims but %s has %d", name, what[first],
+                                        given[first]->rank, what[i], given[i]->rank);
+        }
         const kc_shape *o = op ? op : run ? run : mx ? mx : mn;
         const kc_shape *lo = mn ? mn : o, *hi = mx ? mx : o;
-        const kc_shape *all[4] = {lo, o, hi, run};
-        static const char *const what[4] = {"--min", "--opt", "--max", "the run shape"};
-        for (int i = 1; i < 4; i++)
-            if (all[i] && all[i]->rank != lo->rank)
-                return kc_profile_usage(cmd, "input '%s': %s has %d dims but %s has %d", name, what[0], lo->rank,
-                                        what[i], all[i]->rank);
         p->rank = lo->rank;
         char a[128], c[128];
         for (int d = 0; d < p->rank; d++) {
