@@ -279,7 +279,7 @@ def case_run_errors():
 def case_bench_cpu():
     m = model("add_relu")
     ok, out, err = expect(["bench", m, "--shapes", "x:4x8", "--device", "cpu", "--warmup-ms", "5", "--duration-s", "0.05",
-                           "--iterations", "20", "--cudagraphs", "all", "--json", "bench.json"], 0)
+                           "--iterations", "20", "--cudagraphs", "all", "--json", "bench.json", "--min-block-size", "1"], 0)
     check("Throughput:" in out and "percentile(99%)" in out and "Enqueue Time" in out, "trtexec-style lines", out)
     check("=== comparison ===" in out, "--cudagraphs all prints a comparison table", out)
     path = os.path.join(ARGS.work, "bench.json")
@@ -308,6 +308,10 @@ def case_bench_cpu():
         else:
             check(c["captures"] == 1, "%s: one shape, one capture" % mode, str(c))
             check(c["replays"] == c["runs"] and c["cache_hits"] == c["runs"] - 1, "%s: every run replays" % mode, str(c))
+    # per-block graphs on a module whose ops all fall back (2 ops < min block size 5): said plainly
+    ok, out, err = expect(["bench", m, "--shapes", "x:4x8", "--device", "cpu", "--warmup-ms", "0", "--duration-s", "0",
+                           "--iterations", "3", "--cudagraphs", "block"], 0)
+    check("no graph was recorded" in out and "has none" in out, "block mode without engine blocks says so", out)
     # single mode, defaults to off; a .npy input works too
     np.save(os.path.join(ARGS.work, "x.npy"), np.ones((3, 8), dtype=np.float32))
     ok, out, err = expect(["bench", m, "--input", "x=x.npy", "--device", "cpu", "--warmup-ms", "0", "--duration-s", "0",

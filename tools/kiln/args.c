@@ -540,22 +540,22 @@ int kc_build_config(const char *cmd, kc_build *b, const kc_shapes *extra, kiln_b
         const kc_shape *o = op ? op : run ? run : mx ? mx : mn;
         const kc_shape *lo = mn ? mn : o, *hi = mx ? mx : o;
         p->rank = lo->rank;
-        char a[128], c[128];
+        char a[128], c[128], e[128];
+        kc_dims_str(lo->rank, lo->dims, a, sizeof a);
+        kc_dims_str(hi->rank, hi->dims, c, sizeof c);
+        for (int d = 0; run && d < p->rank; d++)
+            if (run->dims[d] < lo->dims[d] || run->dims[d] > hi->dims[d])
+                return kc_profile_usage(cmd, "input '%s': the run shape %s is outside the profile %s..%s", name,
+                                        kc_dims_str(run->rank, run->dims, e, sizeof e), a, c);
         for (int d = 0; d < p->rank; d++) {
             p->min[d] = lo->dims[d];
             p->opt[d] = o->dims[d];
             p->max[d] = hi->dims[d];
             if (!(p->min[d] <= p->opt[d] && p->opt[d] <= p->max[d]))
                 return kc_profile_usage(cmd, "input '%s', dim %d: need min <= opt <= max, got %lld/%lld/%lld "
-                                             "(--min %s, --max %s)", name, d, (long long)p->min[d],
-                                        (long long)p->opt[d], (long long)p->max[d],
-                                        kc_dims_str(lo->rank, lo->dims, a, sizeof a),
-                                        kc_dims_str(hi->rank, hi->dims, c, sizeof c));
-            if (run && (run->dims[d] < p->min[d] || run->dims[d] > p->max[d]))
-                return kc_profile_usage(cmd, "input '%s': the run shape %s is outside the profile %s..%s", name,
-                                        kc_dims_str(run->rank, run->dims, a, sizeof a),
-                                        kc_dims_str(lo->rank, lo->dims, c, sizeof c),
-                                        kc_dims_str(hi->rank, hi->dims, (char[128]){0}, 128));
+                                             "(min %s, opt %s, max %s)", name, d, (long long)p->min[d],
+                                        (long long)p->opt[d], (long long)p->max[d], a,
+                                        kc_dims_str(o->rank, o->dims, e, sizeof e), c);
         }
     }
     cfg->profiles = b->n_profiles ? b->profiles : NULL;
@@ -607,6 +607,26 @@ void kc_check_fallback_names(const char *cmd, const kiln_graph *graph, const kc_
     }
 }
 
+/* Every input name the user gave (--min/--opt/--max/--shapes, input files) must be a graph input. */
+int kc_check_input_names(const char *cmd, const kiln_graph *graph, const kc_build *b, const kc_shapes *extra) {
+    const kn_graph *g = &graph->g;
+    const kc_shapes *lists[5] = {&b->min, &b->opt, &b->max, &b->shapes, extra};
+    for (int l = 0; l < 5; l++)
+        for (int i = 0; lists[l] && i < lists[l]->n; i++) {
+            const char *name = lists[l]->v[i].name;
+            int found = 0;
+            for (int k = 0; k < g->n_inputs && !found; k++) found = !strcmp(g->values[g->inputs[k]].name, name);
+            if (found) continue;
+            char list[1024];
+            size_t len = 0;
+            list[0] = 0;
+            for (int k = 0; k < g->n_inputs && len < sizeof list; k++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s'%s'", k ? ", " : "", g->values[g->inputs[k]].name);
+            return kiln_cli_usage_error(cmd, "the model has no input '%s' (inputs: %s)", name, g->n_inputs ? list : "none");
+        }
+    return 0;
+}
+
 int kc_load_model(const char *cmd, const char *path, kc_build *b, const kc_shapes *extra, kc_model *out) {
     out->module = NULL;
     if (b->verbose) kiln_set_log_level(2);
@@ -636,6 +656,7 @@ int kc_load_model(const char *cmd, const char *path, kc_build *b, const kc_shape
     int rc = kc_build_config(cmd, b, extra, &cfg);
     if (rc) return rc;
     if (!out->graph && (rc = kc_load_graph(cmd, path, &out->graph))) return rc;
+    if ((rc = kc_check_input_names(cmd, out->graph, b, extra))) return rc;
     kc_check_fallback_names(cmd, out->graph, b);
     if (kiln_compile(out->graph, &cfg, &out->module) != KILN_OK) {
         char what[1200];

@@ -136,6 +136,8 @@ int kc_is_kiln_file(const char *path);
 int kc_load_graph(const char *cmd, const char *path, kiln_graph **out);
 /* Warns about --fallback-ops names that match neither an op type nor a node name of the graph. */
 void kc_check_fallback_names(const char *cmd, const kiln_graph *g, const kc_build *b);
+/* Every input name given by the build flags or in `extra` must be a graph input (2 if not). */
+int kc_check_input_names(const char *cmd, const kiln_graph *g, const kc_build *b, const kc_shapes *extra);
 /* Input names and dims of a graph before it is compiled (dims < 0 are dynamic). */
 int kc_graph_num_inputs(const kiln_graph *g);
 const char *kc_graph_input(const kiln_graph *g, int k, int *rank, int64_t *dims);

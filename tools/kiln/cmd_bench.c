@@ -168,7 +168,7 @@ done:
     return rc;
 }
 
-static void print_result(const bench_result *r, kiln_device dev) {
+static void print_result(const bench_result *r, kiln_device dev, int engine_blocks) {
     printf("=== cudagraphs %s ===\n", kc_cudagraphs_name(r->mode));
     printf("Warm-up: %d runs in %.1f ms; timed: %lld iterations in %.3f s\n", (int)r->warmup_runs, r->warmup_ms,
            (long long)r->iterations, r->total_s);
@@ -188,6 +188,9 @@ static void print_result(const bench_result *r, kiln_device dev) {
            (unsigned long long)c->runs, (unsigned long long)c->captures, (unsigned long long)c->replays,
            (unsigned long long)c->cache_hits, (unsigned long long)c->updates, (unsigned long long)c->evictions,
            (unsigned long long)c->eager_fallbacks, (unsigned long long)c->warmups);
+    if (r->mode == KILN_CUDAGRAPHS_PER_BLOCK && c->captures == 0)
+        printf("(no graph was recorded: per-block graphs wrap engine blocks, and %s)\n",
+               engine_blocks ? "this module's engine blocks cannot be captured" : "this module has none (all ops fall back)");
     if (r->enqueue_bound)
         printf("[W] * Throughput may be bound by enqueue time rather than device compute (enqueue is %.1f %% of the "
                "latency): the device may be under-used. %s\n", 100.0 * r->enqueue_fraction,
@@ -327,7 +330,7 @@ static int run(int argc, char **argv) {
     for (int i = 0; i < n_modes; i++) {
         if ((rc = bench_one(mdl.module, &in, all ? modes[i] : mode, &o, &results[i]))) goto done;
         n_results++;
-        print_result(&results[i], dev);
+        print_result(&results[i], dev, kiln_module_num_engine_blocks(mdl.module));
         fflush(stdout);
     }
     if (all) {

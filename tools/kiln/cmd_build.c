@@ -55,6 +55,7 @@ static int run(int argc, char **argv) {
     if (dry) {
         if ((rc = kc_build_config("build", &b, NULL, &cfg))) goto done;
         if ((rc = kc_load_graph("build", model, &mdl.graph))) goto done;
+        if ((rc = kc_check_input_names("build", mdl.graph, &b, NULL))) goto done;
         kc_check_fallback_names("build", mdl.graph, &b);
         if (kiln_dry_run(mdl.graph, &cfg, json, &text) != KILN_OK) {
             snprintf(what, sizeof what, "dry run of %s", model);
