@@ -51,22 +51,60 @@ static double percentile(const double *v, int64_t n, double p) {
     return v[r - 1];
 }
 
-static void compute_stats(double *v, int64_t n, stats *s) {
+/* Timings of a run: exact min/max/mean/std from running sums over every iteration, percentiles
+ * from the samples kept (all of them up to KB_MAX_SAMPLES, then a uniform reservoir, so a long
+ * run of sub-microsecond iterations stays within a few MB). */
+#define KB_MAX_SAMPLES (1 << 20)
+
+typedef struct samples {
+    double *v;
+    int64_t n_kept, cap;
+    int64_t count;
+    double min, max, sum, sumsq;
+} samples;
+
+static void samples_stats(samples *x, stats *s) {
     memset(s, 0, sizeof *s);
-    if (n <= 0) return;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += v[i];
-    s->mean = sum / (double)n;
-    double sq = 0;
-    for (int64_t i = 0; i < n; i++) sq += (v[i] - s->mean) * (v[i] - s->mean);
-    s->std = sqrt(sq / (double)n);
-    s->min = v[0];
-    s->max = v[n - 1];
-    s->median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-    s->p90 = percentile(v, n, 90);
-    s->p95 = percentile(v, n, 95);
-    s->p99 = percentile(v, n, 99);
+    if (x->count <= 0) return;
+    qsort(x->v, (size_t)x->n_kept, sizeof *x->v, cmp_double);
+    s->mean = x->sum / (double)x->count;
+    double var = x->sumsq / (double)x->count - s->mean * s->mean;
+    s->std = sqrt(var > 0 ? var : 0);
+    s->min = x->min;
+    s->max = x->max;
+    int64_t n = x->n_kept;
+    s->median = n % 2 ? x->v[n / 2] : 0.5 * (x->v[n / 2 - 1] + x->v[n / 2]);
+    s->p90 = percentile(x->v, n, 90);
+    s->p95 = percentile(x->v, n, 95);
+    s->p99 = percentile(x->v, n, 99);
+}
+
+/* Adds one timing; `slot` is where it goes (-1: not kept). 0, or 1 when out of memory. */
+static int samples_add(samples *x, double t, int64_t slot) {
+    if (x->count == 0 || t < x->min) x->min = t;
+    if (x->count == 0 || t > x->max) x->max = t;
+    x->count++;
+    x->sum += t;
+    x->sumsq += t * t;
+    if (slot < 0) return 0;
+    if (slot >= x->cap) {
+        int64_t ncap = x->cap ? x->cap * 2 : 4096;
+        if (ncap > KB_MAX_SAMPLES) ncap = KB_MAX_SAMPLES;
+        double *nv = realloc(x->v, (size_t)ncap * sizeof *nv);
+        if (!nv) return 1;
+        x->v = nv;
+        x->cap = ncap;
+    }
+    x->v[slot] = t;
+    if (slot >= x->n_kept) x->n_kept = slot + 1;
+    return 0;
+}
+
+static uint64_t reservoir_rand(uint64_t *s) { /* xorshift64 */
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
 }
 
 static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode mode, const bench_opts *o,
@@ -76,8 +114,9 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
     kiln_session *s = NULL;
     kiln_tensor inputs[KC_MAX_SHAPES], outs[KC_MAX_SHAPES];
     int n_in = in->n_tensors, n_out = kiln_module_num_outputs(m);
-    double *lat = NULL, *enq = NULL;
-    int64_t cap = 0, n = 0;
+    samples lat = {0}, enq = {0};
+    int64_t n = 0;
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
     int rc = 0;
     if (n_out > KC_MAX_SHAPES) {
         fprintf(stderr, "kiln bench: the model has %d outputs; this tool takes at most %d\n", n_out, KC_MAX_SHAPES);
@@ -121,19 +160,6 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
     double loop0 = kn_now_ms(), loop_end = loop0;
     for (;;) {
         if (n >= o->min_iterations && (loop_end - loop0) >= o->duration_s * 1000.0) break;
-        if (n == cap) {
-            int64_t ncap = cap ? cap * 2 : 1024;
-            double *nl = realloc(lat, (size_t)ncap * sizeof *lat), *ne;
-            if (nl) lat = nl;
-            ne = nl ? realloc(enq, (size_t)ncap * sizeof *enq) : NULL;
-            if (!nl || !ne) {
-                fprintf(stderr, "kiln bench: out of host memory for timings\n");
-                rc = 1;
-                goto done;
-            }
-            enq = ne;
-            cap = ncap;
-        }
         for (int k = 0; k < n_out; k++) outs[k].data = NULL;
         double t0 = kn_now_ms();
         kiln_status st = kiln_session_run(s, inputs, n_in, outs, n_out);
@@ -144,8 +170,14 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
             rc = kiln_cli_fail("bench", "running the model");
             goto done;
         }
-        enq[n] = t1 - t0;
-        lat[n] = t2 - t0;
+        /* the same slot for both, so kept samples stay pairs of one iteration */
+        int64_t slot = n < KB_MAX_SAMPLES ? n : (int64_t)(reservoir_rand(&rng) % (uint64_t)(n + 1));
+        if (slot >= KB_MAX_SAMPLES) slot = -1;
+        if (samples_add(&enq, t1 - t0, slot) || samples_add(&lat, t2 - t0, slot)) {
+            fprintf(stderr, "kiln bench: out of host memory for timings\n");
+            rc = 1;
+            goto done;
+        }
         n++;
         loop_end = t2;
     }
@@ -153,8 +185,8 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
     r->total_s = (loop_end - loop0) / 1000.0;
     r->qps = r->total_s > 0 ? (double)n / r->total_s : 0;
     r->items_per_s = r->qps * (double)o->batch;
-    compute_stats(lat, n, &r->latency);
-    compute_stats(enq, n, &r->enqueue);
+    samples_stats(&lat, &r->latency);
+    samples_stats(&enq, &r->enqueue);
     r->cv = r->latency.mean > 0 ? r->latency.std / r->latency.mean : 0;
     r->enqueue_fraction = r->latency.mean > 0 ? r->enqueue.mean / r->latency.mean : 0;
     /* on the CPU a run finishes before it returns: enqueue time is the latency, not a bottleneck */
@@ -162,8 +194,8 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
     r->unstable = r->cv > 0.10;
     if (kiln_session_counters(s, &r->counters) != KILN_OK) rc = kiln_cli_fail("bench", "reading the counters");
 done:
-    free(lat);
-    free(enq);
+    free(lat.v);
+    free(enq.v);
     kiln_session_free(s);
     return rc;
 }
@@ -174,11 +206,11 @@ static void print_result(const bench_result *r, kiln_device dev, int engine_bloc
            (long long)r->iterations, r->total_s);
     printf("Throughput: %.2f qps (inferences/s), %.2f items/s\n", r->qps, r->items_per_s);
     const stats *l = &r->latency, *e = &r->enqueue;
-    printf("Latency (end to end: run + synchronize): min = %.4f ms, max = %.4f ms, mean = %.4f ms, median = %.4f ms, "
-           "percentile(90%%) = %.4f ms, percentile(95%%) = %.4f ms, percentile(99%%) = %.4f ms\n",
+    printf("Latency (end to end: run + synchronize): min = %.5g ms, max = %.5g ms, mean = %.5g ms, median = %.5g ms, "
+           "percentile(90%%) = %.5g ms, percentile(95%%) = %.5g ms, percentile(99%%) = %.5g ms\n",
            l->min, l->max, l->mean, l->median, l->p90, l->p95, l->p99);
-    printf("Enqueue Time (kiln_session_run returns): min = %.4f ms, max = %.4f ms, mean = %.4f ms, median = %.4f ms, "
-           "percentile(90%%) = %.4f ms, percentile(95%%) = %.4f ms, percentile(99%%) = %.4f ms\n",
+    printf("Enqueue Time (kiln_session_run returns): min = %.5g ms, max = %.5g ms, mean = %.5g ms, median = %.5g ms, "
+           "percentile(90%%) = %.5g ms, percentile(95%%) = %.5g ms, percentile(99%%) = %.5g ms\n",
            e->min, e->max, e->mean, e->median, e->p90, e->p95, e->p99);
     printf("Coefficient of variation (latency): %.2f %%; enqueue / latency: %.1f %%\n", 100.0 * r->cv,
            100.0 * r->enqueue_fraction);
@@ -204,8 +236,8 @@ static void print_result(const bench_result *r, kiln_device dev, int engine_bloc
 }
 
 static void json_stats(FILE *f, const char *name, const stats *s) {
-    fprintf(f, "\"%s\": {\"min\": %.6f, \"max\": %.6f, \"mean\": %.6f, \"median\": %.6f, \"p90\": %.6f, "
-               "\"p95\": %.6f, \"p99\": %.6f, \"std\": %.6f}",
+    fprintf(f, "\"%s\": {\"min\": %.9g, \"max\": %.9g, \"mean\": %.9g, \"median\": %.9g, \"p90\": %.9g, "
+               "\"p95\": %.9g, \"p99\": %.9g, \"std\": %.9g}",
             name, s->min, s->max, s->mean, s->median, s->p90, s->p95, s->p99, s->std);
 }
 
@@ -234,14 +266,14 @@ static int write_json(const char *path, const char *model, kiln_device dev, cons
     for (int i = 0; i < n; i++) {
         const bench_result *x = &r[i];
         const kiln_counters *c = &x->counters;
-        fprintf(f, "%s\n  {\"cudagraphs\": \"%s\", \"iterations\": %lld, \"warmup_runs\": %lld, \"total_s\": %.6f, "
-                   "\"throughput_qps\": %.4f, \"throughput_items_per_s\": %.4f, ",
+        fprintf(f, "%s\n  {\"cudagraphs\": \"%s\", \"iterations\": %lld, \"warmup_runs\": %lld, \"total_s\": %.9g, "
+                   "\"throughput_qps\": %.9g, \"throughput_items_per_s\": %.9g, ",
                 i ? "," : "", kc_cudagraphs_name(x->mode), (long long)x->iterations, (long long)x->warmup_runs,
                 x->total_s, x->qps, x->items_per_s);
         json_stats(f, "latency_ms", &x->latency);
         fprintf(f, ", ");
         json_stats(f, "enqueue_ms", &x->enqueue);
-        fprintf(f, ", \"latency_cv\": %.6f, \"enqueue_fraction\": %.6f, \"enqueue_bound\": %s, \"unstable\": %s, "
+        fprintf(f, ", \"latency_cv\": %.9g, \"enqueue_fraction\": %.9g, \"enqueue_bound\": %s, \"unstable\": %s, "
                    "\"counters\": {\"runs\": %llu, \"captures\": %llu, \"replays\": %llu, \"cache_hits\": %llu, "
                    "\"updates\": %llu, \"evictions\": %llu, \"eager_fallbacks\": %llu, \"warmups\": %llu}}",
                 x->cv, x->enqueue_fraction, x->enqueue_bound ? "true" : "false", x->unstable ? "true" : "false",
@@ -339,7 +371,7 @@ static int run(int argc, char **argv) {
                "p99 ms", "enqueue ms", "captures", "replays", "fallbacks");
         for (int i = 0; i < n_results; i++) {
             const bench_result *r = &results[i];
-            printf("%-6s %12.2f %14.2f %10.4f %10.4f %10.4f %12.4f %9llu %8llu %9llu\n", kc_cudagraphs_name(r->mode),
+            printf("%-6s %12.2f %14.2f %10.5g %10.5g %10.5g %12.5g %9llu %8llu %9llu\n", kc_cudagraphs_name(r->mode),
                    r->qps, r->items_per_s, r->latency.mean, r->latency.median, r->latency.p99, r->enqueue.mean,
                    (unsigned long long)r->counters.captures, (unsigned long long)r->counters.replays,
                    (unsigned long long)r->counters.eager_fallbacks);

@@ -82,7 +82,10 @@ static int run(int argc, char **argv) {
         goto done;
     }
     struct stat stt;
-    if (stat(out, &stt) == 0) printf("saved %s (%.2f MiB)\n", out, (double)stt.st_size / 1048576.0);
+    if (stat(out, &stt) == 0 && stt.st_size < 1048576)
+        printf("saved %s (%.1f KiB)\n", out, (double)stt.st_size / 1024.0);
+    else if (stat(out, &stt) == 0)
+        printf("saved %s (%.2f MiB)\n", out, (double)stt.st_size / 1048576.0);
     else printf("saved %s\n", out);
 done:
     kiln_free(text);
