@@ -202,7 +202,7 @@ done:
 
 static void print_result(const bench_result *r, kiln_device dev, int engine_blocks) {
     printf("=== cudagraphs %s ===\n", kc_cudagraphs_name(r->mode));
-    printf("Warm-up: %d runs in %.1f ms; timed: %lld iterations in %.3f s\n", (int)r->warmup_runs, r->warmup_ms,
+    printf("Warm-up: %d run%s in %.1f ms; timed: %lld iterations in %.3f s\n", (int)r->warmup_runs, r->warmup_runs == 1 ? "" : "s", r->warmup_ms,
            (long long)r->iterations, r->total_s);
     printf("Throughput: %.2f qps (inferences/s), %.2f items/s\n", r->qps, r->items_per_s);
     const stats *l = &r->latency, *e = &r->enqueue;
