@@ -113,7 +113,7 @@ int kc_parse_shapes(const char *text, kc_shapes *list, char *err, size_t cap) {
             snprintf(err, cap, "input '%s': %s", entry, derr);
             return 0;
         }
-        snprintf(s->name, sizeof s->name, "%s", entry);
+        memcpy(s->name, entry, strlen(entry) + 1); /* fits: checked above */
         list->n++;
         if (!end) return 1;
         p = end + 1;
