@@ -448,7 +448,7 @@ int kc_build_flag(kc_args *a, kc_build *b) {
 
 void kc_build_help(FILE *f, int shapes_are_profile) {
     fprintf(f,
-            "build options (for an .onnx model):\n"
+            "\nbuild options (for an .onnx model):\n"
             "  --min NAME:DIMS[,...]       profile minimum shapes, e.g. x:1x3x224x224\n"
             "  --opt NAME:DIMS[,...]       profile shapes that kernels are tuned for\n"
             "  --max NAME:DIMS[,...]       profile maximum shapes (memory is planned for these)\n");
