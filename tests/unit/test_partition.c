@@ -314,11 +314,14 @@ static kiln_graph *random_graph(int n_nodes, char names[][16], int *n_named) {
     return g;
 }
 
-static int outputs_match(const kiln_module *ref, const kiln_module *m, float *const *ins, double tol, const char *what) {
+/* m against ref; m runs eagerly, or through recorded graphs (per block, whole module: three runs,
+ * so a warm-up, a recording and a replay all happen) */
+static int outputs_match(const kiln_module *ref, const kiln_module *m, float *const *ins, double tol, const char *what,
+                         kiln_cudagraphs_mode mode) {
     float *a[2] = {0}, *b[2] = {0};
     int64_t na[2] = {0}, nb[2] = {0};
     int ok = 0;
-    if (kt_run(ref, ins, NULL, a, na) && kt_run(m, ins, NULL, b, nb)) {
+    if (kt_run(ref, ins, NULL, a, na) && kt_run_mode(m, ins, NULL, b, nb, NULL, mode, 3)) {
         ok = 1;
         for (int k = 0; k < kiln_module_num_outputs(ref); k++) {
             double err = na[k] == nb[k] ? kt_max_rel_err(b[k], a[k], na[k]) : INFINITY;
@@ -376,7 +379,9 @@ static void test_random_graphs(void) {
             char what[64];
             snprintf(what, sizeof what, "graph %d variant %d (%d forced, min block %d, %s)", gi, variant, nf,
                      o.min_block_size, o.optimize ? "optimized" : "plain");
-            outputs_match(ref, m, ins, 1e-4, what);
+            static const kiln_cudagraphs_mode modes[3] = {KILN_CUDAGRAPHS_OFF, KILN_CUDAGRAPHS_PER_BLOCK,
+                                                          KILN_CUDAGRAPHS_WHOLE};
+            outputs_match(ref, m, ins, 1e-4, what, modes[(gi + variant) % 3]);
             check_partition(m, o.min_block_size, what);
             total_segments += kiln_module_num_segments(m);
             kiln_module_free(m);

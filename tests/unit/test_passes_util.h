@@ -117,11 +117,12 @@ static inline kiln_module *kt_compile(const kiln_graph *g, const kt_opts *o) {
 /* Runs m once on f32 inputs; dims NULL: each input at its profile's opt dims. Output k is copied
  * into a malloc'd outs[k] (the caller frees) with its element count in out_n[k] and, when shapes
  * is not NULL, its dtype, rank and dims in shapes[k]. */
-static inline int kt_run_shapes(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK],
-                                float **outs, int64_t *out_n, kiln_tensor *shapes) {
+static inline int kt_run_mode(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK],
+                              float **outs, int64_t *out_n, kiln_tensor *shapes, kiln_cudagraphs_mode mode, int runs) {
     kiln_session *s = NULL;
     KT_OK(kiln_session_create(m, &s));
     if (!s) return 0;
+    KT_OK(kiln_session_set_cudagraphs_mode(s, mode));
     int ni = kiln_module_num_inputs(m), no = kiln_module_num_outputs(m);
     kiln_tensor in[8], out[8];
     memset(in, 0, sizeof in);
@@ -136,7 +137,8 @@ static inline int kt_run_shapes(const kiln_module *m, float *const *ins, const i
         for (int i = 0; i < io.rank; i++) in[k].dims[i] = dims ? dims[k][i] : io.opt[i];
     }
     for (int k = 0; k < no; k++) out[k].device = KILN_DEVICE_CPU;
-    kiln_status st = kiln_session_run(s, in, ni, out, no);
+    kiln_status st = KILN_OK;
+    for (int r = 0; r < (runs > 0 ? runs : 1) && st == KILN_OK; r++) st = kiln_session_run(s, in, ni, out, no);
     KT_CHECK(st == KILN_OK, "run: %s", kiln_last_error());
     for (int k = 0; k < no; k++) {
         outs[k] = NULL;
@@ -153,6 +155,11 @@ static inline int kt_run_shapes(const kiln_module *m, float *const *ins, const i
     }
     kiln_session_free(s);
     return st == KILN_OK;
+}
+
+static inline int kt_run_shapes(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK],
+                                float **outs, int64_t *out_n, kiln_tensor *shapes) {
+    return kt_run_mode(m, ins, dims, outs, out_n, shapes, KILN_CUDAGRAPHS_OFF, 1);
 }
 
 static inline int kt_run(const kiln_module *m, float *const *ins, const int64_t (*dims)[KILN_MAX_RANK], float **outs,
