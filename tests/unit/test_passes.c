@@ -636,6 +636,35 @@ static void test_constant_folding(void) {
         kiln_module_free(m);
         kiln_graph_free(g);
     }
+    /* an output that folds entirely: no steps are left, the value comes from the host */
+    {
+        kiln_graph *g = NULL;
+        KT_OK(kiln_graph_create(&g));
+        int64_t xd[2] = {3, 4};
+        float c1[4] = {1, 2, 3, 4}, c2[4] = {0.5f, -1, 2, 8};
+        kt_input(g, "x", 2, xd);
+        KT_OK(kiln_graph_add_initializer(g, "c1", KILN_F32, 1, xd + 1, c1));
+        KT_OK(kiln_graph_add_initializer(g, "c2", KILN_F32, 1, xd + 1, c2));
+        kt_node(g, "Mul", "m", "c1", "c2", "y");
+        kt_node(g, "Relu", "r", "x", NULL, "z");
+        KT_OK(kiln_graph_add_output(g, "y"));
+        KT_OK(kiln_graph_add_output(g, "z"));
+        float x[12];
+        fill(x, 12);
+        float *ins[1] = {x};
+        kt_opts o = {0};
+        kiln_module *m = kt_compare_opt(g, o, ins, 0, "folded output");
+        KT_CHECK(kt_count_nodes(m) == 1, "the Mul folds away (%d nodes)", kt_count_nodes(m));
+        float *out[2] = {0};
+        int64_t on[2] = {0};
+        if (m && kt_run(m, ins, NULL, out, on))
+            KT_CHECK(on[0] == 4 && out[0][0] == 0.5f && out[0][1] == -2 && out[0][2] == 6 && out[0][3] == 32,
+                     "the folded output's values");
+        free(out[0]);
+        free(out[1]);
+        kiln_module_free(m);
+        kiln_graph_free(g);
+    }
     /* the shape arithmetic an exporter writes for x.view(x.size(0), -1), static and symbolic */
     for (int symbolic = 0; symbolic < 2; symbolic++) {
         kiln_graph *g = NULL;
