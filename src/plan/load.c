@@ -15,6 +15,18 @@
 #include <unistd.h>
 
 #define KN_MAX_ITEMS (1 << 28) /* no count in an engine file may exceed this */
+#define KN_MAX_TENSOR_BYTES (1ull << 48) /* nor any tensor or arena (256 TiB) */
+
+/* numel * element size of dims, or UINT64_MAX when it overflows or a dim is negative. */
+static uint64_t kn_safe_bytes(int rank, const int64_t *dims, size_t esize) {
+    uint64_t n = esize;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0) return UINT64_MAX;
+        if (dims[i] && n > UINT64_MAX / (uint64_t)dims[i]) return UINT64_MAX;
+        n *= (uint64_t)dims[i];
+    }
+    return n;
+}
 
 typedef struct kn_loader {
     const uint8_t *file;
@@ -339,14 +351,15 @@ static kiln_status kn_load_nodes(kn_loader *L, kn_rbuf *r, kn_graph *g) {
         kn_op op = kn_op_from_name(op_name);
         if (op == KN_OP_INVALID) {
             kn_free(name);
-            return r->st = kn_error(KILN_ERR_VERSION,
-                                    "the engine file uses an op '%s' that this kiln (%s) does not know: it was built by "
-                                    "another kiln (%s); rebuild the engine with this one",
-                                    op_name, kiln_version(), L->version);
+            r->st = kn_error(KILN_ERR_VERSION,
+                             "the engine file uses an op '%s' that this kiln (%s) does not know: it was built by "
+                             "another kiln (%s); rebuild the engine with this one",
+                             op_name, kiln_version(), L->version);
+            break;
         }
         kn_free(io);
         io = kn_malloc(((size_t)n_in + 1) * sizeof(int));
-        if (!io) { kn_free(name); return r->st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory loading an engine"); }
+        if (!io) { kn_free(name); r->st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory loading an engine"); break; }
         for (int k = 0; k < n_in && r->st == KILN_OK; k++) {
             int v = io[k] = kn_rd_i32(r, "node input");
             if (r->st != KILN_OK) break;
@@ -361,7 +374,7 @@ static kiln_status kn_load_nodes(kn_loader *L, kn_rbuf *r, kn_graph *g) {
         int *out = NULL;
         if (r->st == KILN_OK) {
             out = kn_malloc(((size_t)n_out + 1) * sizeof(int));
-            if (!out) { kn_free(name); kn_free(io); return r->st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory loading an engine"); }
+            if (!out) { kn_free(name); r->st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory loading an engine"); break; }
         }
         for (int k = 0; k < n_out && r->st == KILN_OK; k++) {
             int v = out[k] = kn_rd_i32(r, "node output");
@@ -480,10 +493,14 @@ static kiln_status kn_load_io(kn_rbuf *r, const kn_graph *g, int value_expected,
         if (io->min[i] < 0 || io->min[i] > io->opt[i] || io->opt[i] > io->max[i])
             return kn_rd_fail(r, "'%s' dim %d: profile %lld/%lld/%lld is not ordered", val->name, i, (long long)io->min[i],
                               (long long)io->opt[i], (long long)io->max[i]);
+        if (io->max[i] > (int64_t)KN_MAX_TENSOR_BYTES)
+            return kn_rd_fail(r, "'%s' dim %d has max %lld", val->name, i, (long long)io->max[i]);
         if (is_input && val->dims[i].sym < 0 && val->dims[i].v >= 0 && (io->min[i] != val->dims[i].v || io->max[i] != val->dims[i].v))
             return kn_rd_fail(r, "'%s' dim %d is fixed to %lld but the profile gives %lld..%lld", val->name, i,
                               (long long)val->dims[i].v, (long long)io->min[i], (long long)io->max[i]);
     }
+    if (kn_safe_bytes(rank, io->max, kiln_dtype_size(io->dtype)) > KN_MAX_TENSOR_BYTES)
+        return kn_rd_fail(r, "'%s' at its max dims needs more than %llu bytes", val->name, (unsigned long long)KN_MAX_TENSOR_BYTES);
     return KILN_OK;
 }
 
@@ -604,7 +621,7 @@ static kiln_status kn_load_memory_plan(kn_loader *L) {
         bound += (bytes + 4095) / 4096 * 4096 + 4096;
     }
     if (r->st != KILN_OK) return r->st;
-    if (arena > bound || peak > arena)
+    if (arena > bound || peak > arena || arena > KN_MAX_TENSOR_BYTES)
         return kn_rd_fail(r, "arena of %llu bytes (peak live %llu) for values that need at most %llu",
                           (unsigned long long)arena, (unsigned long long)peak, (unsigned long long)bound);
     m->arena_size = (size_t)arena;
@@ -649,11 +666,11 @@ static kiln_status kn_check_shapes(kn_loader *L) {
                               g->nodes[i].name, m->host_node[i] ? "host" : "device", sh.host_node[i] ? "host" : "device");
         for (int v = 0; v < g->n_values && st == KILN_OK; v++) {
             if (m->offset[v] < 0) continue;
-            size_t need = kn_tensor_bytes(&sh.vals[v]);
-            if (need > need_max[v]) need_max[v] = need;
+            uint64_t need = kn_safe_bytes(sh.vals[v].rank, sh.vals[v].dims, kiln_dtype_size(sh.vals[v].dtype));
+            if (need > need_max[v]) need_max[v] = (size_t)need;
             if (need > m->bytes[v])
-                st = kn_corrupt("value '%s' is planned with %zu bytes but needs %zu at the profile's %s shapes", g->values[v].name,
-                                m->bytes[v], need, which[p]);
+                st = kn_corrupt("value '%s' is planned with %zu bytes but needs %llu at the profile's %s shapes", g->values[v].name,
+                                m->bytes[v], (unsigned long long)need, which[p]);
         }
         for (int k = 0; k < g->n_outputs && st == KILN_OK; k++) {
             const kiln_io_info *io = &m->outputs[k];

@@ -394,6 +394,30 @@ static void test_refusals(void) {
     kiln_graph_free(g);
 }
 
+/* The file checksum is CRC-32 (IEEE): the standard check value, chaining, and a bytewise
+ * reference at every alignment and tail length. */
+static uint32_t crc_bytewise(uint32_t crc, const uint8_t *p, size_t n) {
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) crc = (crc & 1) ? 0xedb88320u ^ (crc >> 1) : crc >> 1;
+    }
+    return ~crc;
+}
+
+static void test_crc(void) {
+    KT_CHECK(kn_crc32(0, "123456789", 9) == 0xcbf43926u, "CRC-32 check value: %08x", kn_crc32(0, "123456789", 9));
+    uint8_t buf[300];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)kt_rand_u64();
+    int bad = 0;
+    for (size_t off = 0; off < 9; off++)
+        for (size_t n = 0; n + off <= sizeof buf; n += 7) {
+            bad += kn_crc32(0, buf + off, n) != crc_bytewise(0, buf + off, n);
+            bad += kn_crc32(kn_crc32(0, buf + off, n / 3), buf + off + n / 3, n - n / 3) != crc_bytewise(0, buf + off, n);
+        }
+    KT_CHECK(bad == 0, "%d CRC mismatches against the bytewise definition", bad);
+}
+
 static void test_device_lines(void) {
     char d[256], l[256];
     kn_plan_split_describe("NVIDIA H100 80GB HBM3 sm_90 | cuda 12040 cudnn 90100", d, sizeof d, l, sizeof l);
@@ -472,15 +496,21 @@ static void test_mutations(void) {
     size_t meta_end = (size_t)(kn_get_u64((uint8_t *)img + KN_HDR_META_OFFSET) + kn_get_u64((uint8_t *)img + KN_HDR_META_BYTES));
     uint8_t *f = malloc(n);
     int loaded = 0, refused = 0, ran = 0, trials = 3000;
+    const char *more = getenv("KILN_TEST_MUTATIONS"); /* a longer soak: KILN_TEST_MUTATIONS=200000 */
+    if (more && atoi(more) > 0) trials = atoi(more);
     for (int t = 0; t < trials; t++) {
         memcpy(f, img, n);
         int edits = 1 + (int)(kt_rand_u64() % 4);
         for (int e = 0; e < edits; e++) {
-            size_t at = KN_PLAN_HEADER_BYTES + (size_t)(kt_rand_u64() % (meta_end - KN_PLAN_HEADER_BYTES));
-            switch (kt_rand_u64() % 4) {
+            /* mostly the metadata; sometimes the header (bytes 8..63, past the magic) */
+            size_t at = kt_rand_u64() % 8 ? KN_PLAN_HEADER_BYTES + (size_t)(kt_rand_u64() % (meta_end - KN_PLAN_HEADER_BYTES))
+                                          : 8 + (size_t)(kt_rand_u64() % (KN_PLAN_HEADER_BYTES - 8));
+            switch (kt_rand_u64() % 6) {
             case 0: f[at] ^= (uint8_t)(1u << (kt_rand_u64() % 8)); break;
             case 1: f[at] = (uint8_t)kt_rand_u64(); break;
             case 2: f[at] = 0xff; break;
+            case 3: f[at]++; break; /* counts and lengths off by one */
+            case 4: f[at]--; break;
             default: f[at] = 0; break;
             }
         }
@@ -626,6 +656,7 @@ int main(void) {
         perror("mkdtemp");
         return 1;
     }
+    test_crc();
     test_device_lines();
     test_round_trip();
     test_refusals();
