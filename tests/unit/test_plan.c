@@ -664,7 +664,9 @@ static void test_failed_save(void) {
     kiln_graph_free(g);
 }
 
-/* ---- random damage with the checksum bypassed: the parser must refuse or load, never crash ---------- */
+/* ---- random damage with the checksum bypassed: the parser must refuse or load, never crash ----------
+ * KILN_TEST_MUTATIONS=N runs N trials per model; KILN_TEST_PLAN_SEEDS=DIR writes the undamaged
+ * images there (seeds for a fuzzer). */
 
 static void test_mutations(const char *label, kiln_graph *(*make)(void), kiln_module *(*build)(kiln_graph *)) {
     kiln_graph *g = make();
@@ -673,6 +675,14 @@ static void test_mutations(const char *label, kiln_graph *(*make)(void), kiln_mo
     size_t n = 0;
     KT_OK(kn_plan_save_memory(m, &img, &n));
     if (!img) { kiln_module_free(m); kiln_graph_free(g); return; }
+    const char *seeds = getenv("KILN_TEST_PLAN_SEEDS"); /* a folder: the images become fuzzing seeds */
+    if (seeds) {
+        char sp[600];
+        snprintf(sp, sizeof sp, "%s/%s.kiln", seeds, label);
+        for (char *c = sp + strlen(seeds) + 1; *c; c++)
+            if (*c == ' ') *c = '_';
+        KT_CHECK(write_file(sp, img, n), "write the seed %s", sp);
+    }
     size_t meta_end = (size_t)(kn_get_u64((uint8_t *)img + KN_HDR_META_OFFSET) + kn_get_u64((uint8_t *)img + KN_HDR_META_BYTES));
     uint8_t *f = malloc(n);
     int loaded = 0, refused = 0, ran = 0, trials = 3000;
