@@ -41,146 +41,38 @@ static kiln_status kn_add_segment(kn_partition *p, int *cap, kn_segment_kind kin
     return KILN_OK;
 }
 
-/* A binary min-heap of node indices: among ready nodes the author's order decides. */
-typedef struct kn_heap {
-    int *a;
-    int n;
-} kn_heap;
-
-static void kn_heap_push(kn_heap *h, int v) {
-    int i = h->n++;
-    h->a[i] = v;
-    while (i > 0 && h->a[(i - 1) / 2] > h->a[i]) {
-        int p = (i - 1) / 2, t = h->a[p];
-        h->a[p] = h->a[i];
-        h->a[i] = t;
-        i = p;
-    }
-}
-
-static int kn_heap_pop(kn_heap *h) {
-    int top = h->a[0];
-    h->a[0] = h->a[--h->n];
-    for (int i = 0;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && h->a[l] < h->a[m]) m = l;
-        if (r < h->n && h->a[r] < h->a[m]) m = r;
-        if (m == i) break;
-        int t = h->a[m];
-        h->a[m] = h->a[i];
-        h->a[i] = t;
-        i = m;
-    }
-    return top;
-}
-
-/* Orders the device nodes topologically, staying with engine (or fallback) nodes as long as one
- * is ready, so that independent branches do not interleave into needless graph breaks. kind[i]
- * is 0 for an engine node, 1 for a fallback node, -1 for a node that is not a step. Values made
- * by host nodes are known before the run, so only edges between steps count. */
-static kiln_status kn_partition_order(const kn_graph *g, const int8_t *kind, int *order, int *n_order) {
-    int n = g->n_nodes;
-    int *pending = kn_calloc((size_t)n + 1, sizeof(int));
-    int *start = kn_calloc((size_t)g->n_values + 2, sizeof(int));
-    int *users = NULL, *fill = NULL;
-    kn_heap ready[2] = {{kn_malloc(((size_t)n + 1) * sizeof(int)), 0}, {kn_malloc(((size_t)n + 1) * sizeof(int)), 0}};
-    kiln_status st = KILN_OK;
-    int total = 0, count = 0;
-    if (!pending || !start || !ready[0].a || !ready[1].a) goto oom;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < n; i++) {
-            const kn_node *nd = &g->nodes[i];
-            if (kind[i] < 0) continue;
-            for (int k = 0; k < nd->n_in; k++) {
-                int v = nd->in[k];
-                if (v < 0) continue;
-                int p = g->values[v].producer;
-                if (p < 0 || p >= n || kind[p] < 0) continue;
-                if (pass == 0) { start[v + 1]++; pending[i]++; total++; }
-                else users[start[v] + fill[v]++] = i;
-            }
-        }
-        if (pass == 0) {
-            for (int v = 0; v < g->n_values; v++) start[v + 1] += start[v];
-            users = kn_malloc((size_t)(total ? total : 1) * sizeof(int));
-            fill = kn_calloc((size_t)g->n_values + 1, sizeof(int));
-            if (!users || !fill) goto oom;
-        }
-    }
-    int live = 0;
-    for (int i = 0; i < n; i++)
-        if (kind[i] >= 0) {
-            live++;
-            if (!pending[i]) kn_heap_push(&ready[kind[i]], i);
-        }
-    int cur = -1;
-    while (ready[0].n || ready[1].n) {
-        if (cur < 0 || !ready[cur].n) {
-            if (!ready[0].n) cur = 1;
-            else if (!ready[1].n) cur = 0;
-            else cur = ready[0].a[0] < ready[1].a[0] ? 0 : 1;
-        }
-        int i = kn_heap_pop(&ready[cur]);
-        order[count++] = i;
-        const kn_node *nd = &g->nodes[i];
-        for (int o = 0; o < nd->n_out; o++) {
-            int v = nd->out[o];
-            if (v < 0) continue;
-            for (int u = start[v]; u < start[v + 1]; u++)
-                if (--pending[users[u]] == 0) kn_heap_push(&ready[kind[users[u]]], users[u]);
-        }
-    }
-    if (count != live) st = kn_error(KILN_ERR_INTERNAL, "partition: the device nodes do not form a DAG");
-    *n_order = count;
-    goto done;
-oom:
-    st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
-done:
-    kn_free(pending); kn_free(start); kn_free(users); kn_free(fill);
-    kn_free(ready[0].a); kn_free(ready[1].a);
-    return st;
+/* The model ops a node stands for: passes that fuse nodes record how many in "kiln.nodes", so
+ * that min_block_size counts the user's ops, as in the model, not what fusion left of them. */
+static int kn_model_ops(const kn_node *n) {
+    int64_t k = kn_attr_i(n, "kiln.nodes", 1);
+    return k < 1 ? 1 : k > 1000000 ? 1000000 : (int)k;
 }
 
 kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, const kn_backend *be,
                                int min_block_size, int require_full_compilation, kn_partition *out) {
     memset(out, 0, sizeof *out);
     kn_step *steps = kn_calloc((size_t)g->n_nodes + 1, sizeof *steps);
-    int8_t *kind = kn_malloc((size_t)g->n_nodes + 1);
-    kn_break_reason *why = kn_calloc((size_t)g->n_nodes + 1, sizeof *why);
-    int *order = kn_malloc(((size_t)g->n_nodes + 1) * sizeof(int));
-    if (!steps || !kind || !why || !order) {
-        kn_free(steps); kn_free(kind); kn_free(why); kn_free(order);
-        return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
-    }
+    if (!steps) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
+    /* steps follow the node order of the compacted graph (engine files rely on it) */
+    int n = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *nd = &g->nodes[i];
-        kind[i] = -1;
         if (nd->dead || (host_node && host_node[i])) continue;
-        if (nd->fallback == 2) why[i] = KN_BREAK_BUILD_FAILED; /* marked by kiln_compile's kernel choice */
-        else if (nd->fallback) why[i] = KN_BREAK_FORCED;
-        else if (!be->supports_op(g, nd)) why[i] = KN_BREAK_UNSUPPORTED;
-        else why[i] = KN_BREAK_NONE;
-        kind[i] = why[i] != KN_BREAK_NONE;
+        kn_step *s = &steps[n++];
+        s->node = i;
+        if (nd->fallback == 2) s->reason = KN_BREAK_BUILD_FAILED; /* marked by kiln_compile's kernel choice */
+        else if (nd->fallback) s->reason = KN_BREAK_FORCED;
+        else if (!be->supports_op(g, nd)) s->reason = KN_BREAK_UNSUPPORTED;
+        else s->reason = KN_BREAK_NONE;
     }
-    int n = 0;
-    kiln_status ost = kn_partition_order(g, kind, order, &n);
-    if (ost != KILN_OK) {
-        kn_free(steps); kn_free(kind); kn_free(why); kn_free(order);
-        return ost;
-    }
-    for (int k = 0; k < n; k++) {
-        steps[k].node = order[k];
-        steps[k].reason = why[order[k]];
-    }
-    kn_free(kind); kn_free(why); kn_free(order);
     /* with require_full_compilation every supported node is compiled, however small its block */
     if (require_full_compilation) min_block_size = 1;
-    /* engine runs shorter than min_block_size fall back */
+    /* engine runs of fewer than min_block_size model ops fall back */
     for (int i = 0; i < n;) {
         if (steps[i].reason != KN_BREAK_NONE) { i++; continue; }
-        int j = i;
-        while (j < n && steps[j].reason == KN_BREAK_NONE) j++;
-        if (j - i < min_block_size)
+        int j = i, ops = 0;
+        while (j < n && steps[j].reason == KN_BREAK_NONE) ops += kn_model_ops(&g->nodes[steps[j++].node]);
+        if (ops < min_block_size)
             for (int k = i; k < j; k++) steps[k].reason = KN_BREAK_SMALL_BLOCK;
         i = j;
     }
@@ -216,11 +108,13 @@ kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, cons
                                         kn_op_name(nd->op), nd->name);
             }
             if (len >= cap_d - 1) break;
-            if (steps[k].reason == KN_BREAK_SMALL_BLOCK)
+            if (steps[k].reason == KN_BREAK_SMALL_BLOCK) {
+                int ops = 0;
+                for (int q = k; q < j; q++) ops += kn_model_ops(&g->nodes[steps[q].node]);
                 len += (size_t)snprintf(seg->detail + len, cap_d - len,
-                                        ": an engine block of %d node%s, below min_block_size %d", j - k,
-                                        j - k == 1 ? "" : "s", min_block_size);
-            else
+                                        ": an engine block of %d model op%s, below min_block_size %d", ops,
+                                        ops == 1 ? "" : "s", min_block_size);
+            } else
                 len += (size_t)snprintf(seg->detail + len, cap_d - len, ": %s",
                                         steps[k].reason == KN_BREAK_FORCED        ? "forced by the user"
                                         : steps[k].reason == KN_BREAK_BUILD_FAILED ? "its engine build failed"
@@ -249,8 +143,10 @@ void kn_partition_report(const kn_graph *g, const kn_partition *p, int json, kn_
                      p->n_segments, engines, p->n_segments > 0 ? p->n_segments - 1 : 0);
         for (int s = 0; s < p->n_segments; s++) {
             const kn_segment *seg = &p->segments[s];
-            kn_sb_printf(sb, "%s\n  {\"index\": %d, \"kind\": \"%s\", \"num_nodes\": %d, \"capturable\": %s, ",
-                         s ? "," : "", s, seg->kind == KN_SEG_ENGINE ? "engine" : "fallback", seg->count,
+            int ops = 0;
+            for (int k = seg->first; k < seg->first + seg->count; k++) ops += kn_model_ops(&g->nodes[p->steps[k].node]);
+            kn_sb_printf(sb, "%s\n  {\"index\": %d, \"kind\": \"%s\", \"num_nodes\": %d, \"num_model_ops\": %d, \"capturable\": %s, ",
+                         s ? "," : "", s, seg->kind == KN_SEG_ENGINE ? "engine" : "fallback", seg->count, ops,
                          seg->capturable ? "true" : "false");
             if (seg->kind == KN_SEG_FALLBACK) {
                 kn_sb_printf(sb, "\"reason\": \"%s\", \"detail\": ", kn_break_reason_name(seg->reason));
@@ -276,8 +172,12 @@ void kn_partition_report(const kn_graph *g, const kn_partition *p, int json, kn_
                  p->n_segments > 1 ? p->n_segments - 1 : 0, p->n_segments == 2 ? "" : "s");
     for (int s = 0; s < p->n_segments; s++) {
         const kn_segment *seg = &p->segments[s];
-        kn_sb_printf(sb, "  segment %d: %s, %d node%s%s\n", s, seg->kind == KN_SEG_ENGINE ? "engine block" : "fallback",
-                     seg->count, seg->count == 1 ? "" : "s", seg->capturable ? "" : " (not capturable)");
+        int ops = 0;
+        for (int k = seg->first; k < seg->first + seg->count; k++) ops += kn_model_ops(&g->nodes[p->steps[k].node]);
+        kn_sb_printf(sb, "  segment %d: %s, %d node%s", s, seg->kind == KN_SEG_ENGINE ? "engine block" : "fallback",
+                     seg->count, seg->count == 1 ? "" : "s");
+        if (ops != seg->count) kn_sb_printf(sb, " (%d model ops before fusion)", ops);
+        kn_sb_printf(sb, "%s\n", seg->capturable ? "" : " (not capturable)");
         /* op histogram keeps long blocks readable */
         int counts[KN_OP_COUNT] = {0};
         for (int k = seg->first; k < seg->first + seg->count; k++) counts[g->nodes[p->steps[k].node].op]++;

@@ -167,6 +167,7 @@ static kiln_status kn_fold_one(kn_graph *g, const kn_pass_options *opt, int i, i
         return st;
     }
     kn_node_backup_free(&bk);
+    KN_TRY(kn_pass_absorb(g, p, i));
     int y = bn->out[0];
     kn_pass_kill(g, i);
     kn_pass_take_output(g, p, 0, y);

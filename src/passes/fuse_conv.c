@@ -64,6 +64,7 @@ static kiln_status kn_conv_fuse_bias(kn_graph *g, const kn_pass_options *opt, in
         return st;
     }
     kn_node_backup_free(&bk);
+    KN_TRY(kn_pass_absorb(g, i, add));
     int out = g->nodes[add].out[0];
     kn_pass_kill(g, add);
     kn_pass_take_output(g, i, 0, out);
@@ -92,6 +93,7 @@ static kiln_status kn_conv_fuse_residual(kn_graph *g, const kn_pass_options *opt
         return st;
     }
     kn_node_backup_free(&bk);
+    KN_TRY(kn_pass_absorb(g, i, add));
     int out = g->nodes[add].out[0];
     kn_pass_kill(g, add);
     kn_pass_take_output(g, i, 0, out);

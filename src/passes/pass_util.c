@@ -186,6 +186,11 @@ void kn_node_backup_restore(kn_node *n, kn_node_backup *b) {
     memset(b, 0, sizeof *b);
 }
 
+kiln_status kn_pass_absorb(kn_graph *g, int node, int absorbed) {
+    int64_t a = kn_attr_i(&g->nodes[node], "kiln.nodes", 1), b = kn_attr_i(&g->nodes[absorbed], "kiln.nodes", 1);
+    return kn_node_set_attr_int(&g->nodes[node], "kiln.nodes", (a < 1 ? 1 : a) + (b < 1 ? 1 : b));
+}
+
 int kn_pass_backend_takes(const kn_pass_options *opt, const kn_graph *g, int node) {
     if (!opt || !opt->backend || !opt->backend->supports_op) return 1;
     return opt->backend->supports_op(g, &g->nodes[node]) != 0;
@@ -414,6 +419,7 @@ kiln_status kn_pass_fuse_activation(kn_graph *g, const kn_pass_options *opt, int
         return st;
     }
     kn_node_backup_free(&bk);
+    for (int k = 0; k < m->n_kill; k++) KN_TRY(kn_pass_absorb(g, node, m->kill[k]));
     kn_pass_take_output(g, node, 0, m->out);
     for (int k = 0; k < m->n_kill; k++) kn_pass_kill(g, m->kill[k]);
     *done = 1;

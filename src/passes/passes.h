@@ -72,6 +72,9 @@ kiln_status kn_node_backup_save(const kn_node *n, kn_node_backup *b);
 /* Puts the saved inputs and attributes back (and frees the backup). */
 void kn_node_backup_restore(kn_node *n, kn_node_backup *b);
 void kn_node_backup_free(kn_node_backup *b);
+/* Node `node` now also does the work of node `absorbed`: its "kiln.nodes" (the model ops it
+ * stands for, 1 when absent) grows by absorbed's, so min_block_size counts the model's ops. */
+kiln_status kn_pass_absorb(kn_graph *g, int node, int absorbed);
 /* Whether the backend's engine takes node `node` as it is now (no backend: yes). */
 int kn_pass_backend_takes(const kn_pass_options *opt, const kn_graph *g, int node);
 

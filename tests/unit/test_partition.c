@@ -4,6 +4,8 @@
  * JSON, and random graphs that must compute the same values however they are partitioned. */
 #include "test_passes_util.h"
 
+#include "resnet.h"
+
 #include <math.h>
 
 /* ---- the seed's graph-break model: relu((x + 2) * 0.5) --------------------------------------------- */
@@ -114,7 +116,7 @@ static void test_min_block_and_full_compilation(void) {
     kt_config(&c, &o);
     char *text = NULL;
     KT_OK(kiln_dry_run(g, &c, false, &text));
-    KT_CHECK(text && strstr(text, "Add 'add': an engine block of 1 node, below min_block_size 2") &&
+    KT_CHECK(text && strstr(text, "Add 'add': an engine block of 1 model op, below min_block_size 2") &&
                  strstr(text, "Mul 'mul': forced by the user"),
              "the dry run explains each break: %s", text ? text : "");
     kiln_free(text);
@@ -150,6 +152,31 @@ static void test_min_block_and_full_compilation(void) {
 
 static int no_sigmoid(const kn_graph *g, const kn_node *n) { return n->op != KN_OP_Sigmoid; }
 
+/* ResNet-18 with the residual Adds forced out: the engine runs between them are 3 or 4 nodes
+ * after fusion but 6 or 8 model ops (relu, conv+bn+relu, conv+bn, downsample conv+bn), so with
+ * the default min_block_size 5 they stay engine blocks. */
+static void test_min_block_counts_model_ops(void) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_resnet_build(18, 32, 3, &g));
+    if (!g) return;
+    kiln_build_config c;
+    const char *add[1] = {"Add"};
+    kiln_input_profile p = {.name = "x", .rank = 4, .min = {1, 3, 32, 32}, .opt = {1, 3, 32, 32}, .max = {1, 3, 32, 32}};
+    kt_opts o = {.optimize = true, .min_block_size = 5, .fallback = add, .n_fallback = 1, .profiles = &p, .n_profiles = 1};
+    kt_config(&c, &o);
+    char *text = NULL;
+    KT_OK(kiln_dry_run(g, &c, false, &text));
+    KT_CHECK(text && strstr(text, "partition: 16 segments, 8 engine blocks, 15 graph breaks"),
+             "8 forced Adds between 8 engine blocks and the head: %s", text ? text : "");
+    KT_CHECK(text && strstr(text, "segment 0: engine block, 4 nodes (9 model ops before fusion)") &&
+                 strstr(text, "segment 2: engine block, 3 nodes (6 model ops before fusion)"),
+             "engine blocks count their model ops: %s", text ? text : "");
+    KT_CHECK(text && strstr(text, "Gemm 'fc': an engine block of 4 model ops, below min_block_size 5"),
+             "the head (Relu, pool, Flatten, Gemm) is too small: %s", text ? text : "");
+    kiln_free(text);
+    kiln_graph_free(g);
+}
+
 /* x -> a1 -> a2 -> a3 --\
  *   \-> s1 -> s2 -------> add -> y, written interleaved: a1 s1 a2 s2 a3 add */
 static kiln_graph *branch_graph(void) {
@@ -167,7 +194,7 @@ static kiln_graph *branch_graph(void) {
     return g;
 }
 
-static void test_unsupported_and_order(void) {
+static void test_unsupported(void) {
     kiln_graph *graph = branch_graph();
     kn_graph *g = &graph->g;
     KT_OK(kn_graph_verify(g));
@@ -176,15 +203,15 @@ static void test_unsupported_and_order(void) {
     be.supports_op = no_sigmoid;
     kn_partition p;
     KT_OK(kn_partition_build(g, NULL, &be, 1, 0, &p));
-    /* engine a1 a2 a3 | fallback s1 s2 | engine add, not the author's order E F E F E E */
-    KT_CHECK(p.n_segments == 3, "3 segments, got %d", p.n_segments);
-    if (p.n_segments == 3) {
-        KT_CHECK(p.segments[0].kind == KN_SEG_ENGINE && p.segments[0].count == 3, "a1 a2 a3 form one block");
-        KT_CHECK(p.segments[1].kind == KN_SEG_FALLBACK && p.segments[1].count == 2 &&
+    /* steps follow the compacted node order: a1 | s1 | a2 | s2 | a3 add */
+    KT_CHECK(p.n_segments == 5, "5 segments, got %d", p.n_segments);
+    if (p.n_segments == 5) {
+        KT_CHECK(p.segments[4].kind == KN_SEG_ENGINE && p.segments[4].count == 2, "a3 and add form the last block");
+        KT_CHECK(p.segments[1].kind == KN_SEG_FALLBACK && p.segments[1].count == 1 &&
                      p.segments[1].reason == KN_BREAK_UNSUPPORTED,
-                 "the Sigmoids fall back together as unsupported");
-        KT_CHECK(strstr(p.segments[1].detail, "Sigmoid 's1', Sigmoid 's2': not supported by the engine") != NULL,
-                 "detail: %s", p.segments[1].detail);
+                 "a Sigmoid falls back as unsupported");
+        KT_CHECK(strstr(p.segments[1].detail, "Sigmoid 's1': not supported by the engine") != NULL, "detail: %s",
+                 p.segments[1].detail);
     }
     /* every step comes after the producers of its inputs */
     int ok = 1;
@@ -200,9 +227,9 @@ static void test_unsupported_and_order(void) {
     }
     KT_CHECK(ok, "steps are in a topological order");
     kn_partition_free(&p);
-    /* min_block_size 2 demotes the lone add */
+    /* min_block_size 2 demotes the lone a1 and a2 */
     KT_OK(kn_partition_build(g, NULL, &be, 2, 0, &p));
-    KT_CHECK(p.n_segments == 2 && p.n_steps == 6 && p.segments[1].count == 3,
+    KT_CHECK(p.n_segments == 2 && p.n_steps == 6 && p.segments[0].count == 4 && p.segments[1].kind == KN_SEG_ENGINE,
              "min_block_size 2: 2 segments (got %d)", p.n_segments);
     kn_partition_free(&p);
     /* a node whose engine build failed (kiln_compile marks it fallback = 2) says so */
@@ -220,15 +247,15 @@ static void test_unsupported_and_order(void) {
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].fallback = 0;
     /* require_full_compilation with an unsupported op names it */
     KT_FAILS(kn_partition_build(g, NULL, &be, 1, 1, &p), KILN_ERR_UNSUPPORTED,
-             "graph breaks: Sigmoid 's1', Sigmoid 's2': not supported by the engine");
+             "graph breaks: Sigmoid 's1': not supported by the engine");
     kiln_graph_free(graph);
 
-    /* the same graph through kiln_compile, Sigmoid forced: 3 segments and the right values */
+    /* the same graph through kiln_compile, Sigmoid forced: 5 segments and the right values */
     kiln_graph *g2 = branch_graph();
     const char *sig[1] = {"Sigmoid"};
     kt_opts o = {.optimize = false, .fallback = sig, .n_fallback = 1};
     kiln_module *m = kt_compile(g2, &o);
-    KT_CHECK(kiln_module_num_segments(m) == 3, "compiled: 3 segments, got %d", kiln_module_num_segments(m));
+    KT_CHECK(kiln_module_num_segments(m) == 5, "compiled: 5 segments, got %d", kiln_module_num_segments(m));
     float x[12];
     kt_fill_uniform(x, 12, -2, 2);
     float *ins[1] = {x};
@@ -397,7 +424,8 @@ int main(void) {
     kt_seed(11);
     test_seed_graph_break();
     test_min_block_and_full_compilation();
-    test_unsupported_and_order();
+    test_unsupported();
+    test_min_block_counts_model_ops();
     test_random_graphs();
     return kt_finish();
 }
