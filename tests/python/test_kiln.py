@@ -419,17 +419,19 @@ def test_numpy_io(cnn, cnn_cpu):
 
 def test_multiple_inputs_and_outputs():
     m = TwoInTwoOut().eval()
-    a, b = torch.randn(2, 6), torch.randn(2, 6)
+    b = torch.randn(1, 6)  # given as an example tensor: static, broadcast over a's batch
     opt = kiln.compile(m, inputs=[kiln.Input(min_shape=(1, 6), opt_shape=(2, 6), max_shape=(4, 6)), b],
                        device="cpu", min_block_size=1)
     assert [i.name for i in opt.inputs] == ["input_0", "input_1"]
-    # the second input was given as an example tensor: static
-    assert opt.inputs[1].min_shape == opt.inputs[1].max_shape == (2, 6)
-    s, p = opt(a, b)
-    assert_matches(s, a + b)
-    assert_matches(p, torch.relu(a) * b)
-    s2, p2 = opt(input_1=b, input_0=a)
-    assert torch.equal(s, s2) and torch.equal(p, p2)
+    assert opt.inputs[1].min_shape == opt.inputs[1].max_shape == (1, 6)
+    assert len(opt.outputs) == 2
+    for batch in (1, 3, 4):
+        a = torch.randn(batch, 6)
+        s, p = opt(a, b)
+        assert_matches(s, a + b)
+        assert_matches(p, torch.relu(a) * b)
+        s2, p2 = opt(input_1=b, input_0=a)
+        assert torch.equal(s, s2) and torch.equal(p, p2)
 
 
 def test_graph_breaks_with_torch_executed_ops():
