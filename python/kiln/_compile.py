@@ -6,6 +6,7 @@ compiled for the profiles, and the result is a kiln.CompiledModule.
 """
 
 import ctypes
+import inspect
 import os
 import re
 import sys
@@ -322,12 +323,17 @@ def _export(model, specs, path):
     n_out = len(example_out) if isinstance(example_out, (tuple, list)) else 1
     out_names = ["output"] if n_out == 1 else ["output_%d" % i for i in range(n_out)]
     # output dims follow the inputs' dynamic dims through the exporter's shape inference
+    extra = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        # torch >= 2.9 defaults to the dynamo exporter; kiln's path is the TorchScript one, which
+        # takes dynamic_axes and opset 17 as Debian's torch 1.13 does
+        extra["dynamo"] = False
     was_training = model.training
     model.eval()
     try:
         torch.onnx.export(model, tuple(args), path, input_names=names, output_names=out_names,
                           dynamic_axes=dynamic_axes or None, opset_version=ONNX_OPSET,
-                          do_constant_folding=True)
+                          do_constant_folding=True, **extra)
     finally:
         model.train(was_training)
 

@@ -7,6 +7,7 @@ Run: PYTHONPATH=python /usr/bin/python3 -m pytest -rs tests/python
 """
 
 import ctypes
+import inspect
 import os
 import re
 import shutil
@@ -105,8 +106,10 @@ def cnn():
 @pytest.fixture(scope="module")
 def cnn_onnx(cnn, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("onnx") / "cnn.onnx")
+    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(cnn, (torch.randn(4, 3, 16, 16),), path, input_names=["images"],
-                      output_names=["logits"], dynamic_axes={"images": {0: "batch"}}, opset_version=17)
+                      output_names=["logits"], dynamic_axes={"images": {0: "batch"}}, opset_version=17,
+                      **extra)
     return path
 
 
