@@ -218,8 +218,14 @@ def fallback_ops_from(torch_executed_ops):
 def _device_from(device):
     """(kiln_device, index) from "cuda", "cuda:1", "cpu", a torch.device, or None (auto)."""
     if device is None:
+        # CUDA when kiln sees a GPU and, where torch is in use, torch sees one too (torch is not
+        # imported for this: a NumPy-only program asks kiln alone)
+        if not lib().kiln_cuda_available():
+            return L.KILN_DEVICE_CPU, 0
         torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_available() and lib().kiln_cuda_available():
+        if torch is None:
+            return L.KILN_DEVICE_CUDA, 0
+        if torch.cuda.is_available():
             return L.KILN_DEVICE_CUDA, torch.cuda.current_device()
         return L.KILN_DEVICE_CPU, 0
     s = str(device).lower()

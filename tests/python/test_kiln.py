@@ -367,6 +367,20 @@ def test_compile_from_onnx_path_with_example_tensor(cnn, cnn_onnx):
         assert_matches(opt(x), cnn(x))
 
 
+def test_default_device_and_profile_errors(cnn_onnx):
+    x = torch.randn(2, 3, 16, 16)
+    auto = kiln.compile(cnn_onnx, inputs=[x])
+    assert auto.device == ("cuda" if HAVE_GPU else "cpu")
+    # a profile for an input the model lacks is named in the error
+    with pytest.raises(kiln.KilnError) as e:
+        kiln.compile(cnn_onnx, inputs=[kiln.Input(shape=(2, 3, 16, 16), name="nope")], device="cpu")
+    assert e.value.status == L.KILN_ERR_NOT_FOUND and "nope" in e.value.message and "images" in e.value.message
+    # a dynamic model compiled without a profile: kiln says which dim needs one
+    with pytest.raises(kiln.KilnError) as e:
+        kiln.compile(cnn_onnx, device="cpu")
+    assert e.value.status == L.KILN_ERR_SHAPE and "images" in e.value.message
+
+
 def test_bad_onnx_path_raises_kiln_error(tmp_path):
     path = str(tmp_path / "no_such_model.onnx")
     with pytest.raises(kiln.KilnError) as e:
