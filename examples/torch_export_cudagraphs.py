@@ -34,6 +34,11 @@ if device == "cuda" and not (torch.cuda.is_available() and kiln.cuda_available()
              "(torch: %s, kiln: %s); use --device cpu"
              % (torch.cuda.is_available(), kiln.cuda_available()))
 
+# PyTorch's own convolutions and matrix products may use TF32 on the GPU by default; the
+# reference here is true fp32, like kiln's default precision.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
+
 # Batch sizes of the seed on the GPU; smaller ones on the CPU.
 if device == "cuda":
     MIN, OPT, MAX, NEW_1, NEW_2 = 1, 8, 16, 8, 4

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 from . import _dtypes as D
 from . import _lib as L
@@ -337,9 +338,13 @@ def _export(model, specs, path):
     was_training = model.training
     model.eval()
     try:
-        torch.onnx.export(model, tuple(args), path, input_names=names, output_names=out_names,
-                          dynamic_axes=dynamic_axes or None, opset_version=ONNX_OPSET,
-                          do_constant_folding=True, **extra)
+        with warnings.catch_warnings():
+            # kiln chooses the TorchScript exporter on purpose; its deprecation notice is noise here
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx.*")
+            warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export.*")
+            torch.onnx.export(model, tuple(args), path, input_names=names, output_names=out_names,
+                              dynamic_axes=dynamic_axes or None, opset_version=ONNX_OPSET,
+                              do_constant_folding=True, **extra)
     finally:
         model.train(was_training)
 

@@ -6,6 +6,7 @@ Run: PYTHONPATH=python /usr/bin/python3 -m pytest -rs tests/python
 (KILN_LIBRARY=/path/to/libkiln.so picks a library other than build/libkiln.so.)
 """
 
+import copy
 import ctypes
 import inspect
 import os
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -31,6 +33,9 @@ gpu = pytest.mark.skipif(not HAVE_GPU, reason="no GPU: torch.cuda.is_available()
                          % (torch.cuda.is_available(), kiln.cuda_available()))
 
 RTOL = ATOL = 1e-3
+# references in true fp32 (PyTorch may use TF32 on the GPU by default; kiln's default is fp32)
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def assert_matches(out, ref, rtol=RTOL, atol=ATOL):
@@ -107,9 +112,11 @@ def cnn():
 def cnn_onnx(cnn, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("onnx") / "cnn.onnx")
     extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    torch.onnx.export(cnn, (torch.randn(4, 3, 16, 16),), path, input_names=["images"],
-                      output_names=["logits"], dynamic_axes={"images": {0: "batch"}}, opset_version=17,
-                      **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(cnn, (torch.randn(4, 3, 16, 16),), path, input_names=["images"],
+                          output_names=["logits"], dynamic_axes={"images": {0: "batch"}}, opset_version=17,
+                          **extra)
     return path
 
 
@@ -566,15 +573,20 @@ def test_module_description(cnn_cpu):
 # ---- GPU -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def cnn_gpu(cnn):
+def cnn_cuda(cnn):
     if not HAVE_GPU:
         pytest.skip("no GPU")
-    return kiln.compile(cnn.cuda(), inputs=[cnn_profile()], device="cuda")
+    return copy.deepcopy(cnn).cuda()
+
+
+@pytest.fixture(scope="module")
+def cnn_gpu(cnn_cuda):
+    return kiln.compile(cnn_cuda, inputs=[cnn_profile()], device="cuda")
 
 
 @gpu
-def test_gpu_zero_copy_on_the_current_stream(cnn, cnn_gpu):
-    cnn = cnn.cuda()
+def test_gpu_zero_copy_on_the_current_stream(cnn_cuda, cnn_gpu):
+    cnn = cnn_cuda
     assert cnn_gpu.device == "cuda"
     x = torch.randn(4, 3, 16, 16, device="cuda")
     out = cnn_gpu(x)  # legacy default stream: kiln runs on a side stream ordered with it
@@ -589,6 +601,20 @@ def test_gpu_zero_copy_on_the_current_stream(cnn, cnn_gpu):
             ref2 = cnn(x2)
     torch.cuda.synchronize()
     assert_matches(out2, ref2)
+    # ordering: the input is written after a long spin on the caller's stream; kiln must wait
+    # for it (on a non-default stream, and on the legacy default stream through the side stream)
+    for stream in (torch.cuda.Stream(), torch.cuda.default_stream()):
+        x3 = torch.zeros(6, 3, 16, 16, device="cuda")
+        fresh = torch.randn(6, 3, 16, 16, device="cuda")
+        torch.cuda.synchronize()
+        with torch.cuda.stream(stream):
+            torch.cuda._sleep(100_000_000)
+            x3.copy_(fresh)
+            out3 = cnn_gpu(x3)
+            out3_plus = out3 + 0  # used on the caller's stream right away
+        torch.cuda.synchronize()
+        with torch.no_grad():
+            assert_matches(out3_plus, cnn(fresh))
     # torch CPU tensors and NumPy arrays also go through a CUDA module
     xc = torch.randn(2, 3, 16, 16)
     oc = cnn_gpu(xc)
@@ -601,8 +627,8 @@ def test_gpu_zero_copy_on_the_current_stream(cnn, cnn_gpu):
 
 
 @gpu
-def test_gpu_cudagraphs_rerecord_on_new_shapes(cnn, cnn_gpu):
-    cnn = cnn.cuda()
+def test_gpu_cudagraphs_rerecord_on_new_shapes(cnn_cuda, cnn_gpu):
+    cnn = cnn_cuda
     before = cnn_gpu.counters()
     xs = [torch.randn(b, 3, 16, 16, device="cuda") for b in (8, 4, 8)]
     with kiln.runtime.enable_cudagraphs(cnn_gpu) as cm:
@@ -631,10 +657,21 @@ def test_gpu_graph_breaks_whole_module_graph():
 
 
 @gpu
-def test_gpu_save_load(cnn, cnn_gpu, tmp_path):
+def test_gpu_save_load(cnn_gpu, tmp_path):
     path = str(tmp_path / "cnn_gpu.kiln")
     kiln.save(cnn_gpu, path)
     loaded = kiln.load(path)
     assert loaded.device == "cuda"
     x = torch.randn(3, 3, 16, 16, device="cuda")
     assert_matches(loaded(x), cnn_gpu(x), rtol=0, atol=1e-6)
+
+
+@gpu
+def test_gpu_fp16_precision(cnn_cuda):
+    opt = kiln.compile(cnn_cuda, inputs=[cnn_profile()], enabled_precisions={torch.float, torch.half})
+    assert opt.device == "cuda" and "fp16" in opt.report()
+    x = torch.randn(4, 3, 16, 16, device="cuda")
+    out = opt(x)
+    assert out.dtype == torch.float32  # fp32 I/O, fp16 inside engine blocks
+    with torch.no_grad():
+        assert_matches(out, cnn_cuda(x), rtol=3e-2, atol=3e-2)
