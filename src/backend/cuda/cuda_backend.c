@@ -347,8 +347,21 @@ static kiln_status kn_cuda_launch(void *ctx, const kn_kernel *k, const kn_kernel
 
 typedef struct kn_cuda_graph {
     cudaGraph_t graph;
-    cudaGraphExec_t exec;
+    cudaGraphExec_t exec; /* NULL until the first launch */
+    char last_step[160];  /* for messages */
 } kn_cuda_graph;
+
+static kiln_status kn_cuda_graph_instantiate(kn_cuda_graph *g) {
+    if (g->exec) return KILN_OK;
+    cudaError_t e = cudaGraphInstantiate(&g->exec, g->graph, 0);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        g->exec = NULL;
+        return kn_error(KILN_ERR_DEVICE, "cudaGraphInstantiate failed: %s (graph recorded through step %s)",
+                        cudaGetErrorString(e), g->last_step);
+    }
+    return KILN_OK;
+}
 
 static kiln_status kn_cuda_record_begin(void *ctx) {
     kn_cuda_ctx *c = ctx;
@@ -391,22 +404,15 @@ static kiln_status kn_cuda_record_end(void *ctx, void **graph) {
                         cudaGetErrorString(e), step);
     }
     if (!g) return kn_error(KILN_ERR_INTERNAL, "stream capture produced no graph");
-    cudaGraphExec_t exec = NULL;
-    e = cudaGraphInstantiate(&exec, g, 0);
-    if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        cudaGraphDestroy(g);
-        return kn_error(KILN_ERR_DEVICE, "cudaGraphInstantiate failed: %s (graph recorded through step %s)",
-                        cudaGetErrorString(e), step);
-    }
     kn_cuda_graph *r = kn_calloc(1, sizeof *r);
     if (!r) {
-        cudaGraphExecDestroy(exec);
         cudaGraphDestroy(g);
         return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory for a recorded graph");
     }
+    /* instantiated at the first launch: a recording that only refreshes an existing graph
+     * (graph_update) never pays for an instantiation */
     r->graph = g;
-    r->exec = exec;
+    snprintf(r->last_step, sizeof r->last_step, "%s", step);
     c->live_graphs++;
     *graph = r;
     return KILN_OK;
@@ -417,6 +423,7 @@ static kiln_status kn_cuda_graph_update(void *ctx, void *graph, void *fresh, int
     kn_cuda_graph *g = graph, *f = fresh;
     *updated = 0;
     KN_TRY(kn_cuda_use_device(c->device));
+    if (!g->exec) return KILN_OK; /* never launched: nothing to refresh, the caller keeps `fresh` */
     cudaGraphExecUpdateResultInfo info;
     memset(&info, 0, sizeof info);
     cudaError_t e = cudaGraphExecUpdate(g->exec, f->graph, &info);
@@ -437,6 +444,7 @@ static kiln_status kn_cuda_graph_launch(void *ctx, void *graph) {
     kn_cuda_graph *g = graph;
     KN_TRY(kn_cuda_use_device(c->device));
     kn_cuda_set_node(NULL);
+    KN_TRY(kn_cuda_graph_instantiate(g));
     KN_CU(cudaGraphLaunch(g->exec, c->stream));
     return KILN_OK;
 }
@@ -468,6 +476,19 @@ kiln_status kn_cuda_copy_tensor(const kn_kernel_args *a, void *dst, const void *
     return KILN_OK;
 }
 
+static void kn_cuda_describe(void *ctx, char *buf, size_t cap) {
+    kn_cuda_ctx *c = ctx;
+    int dev = c ? c->device : 0, drv = 0, rt = 0;
+    struct cudaDeviceProp prop;
+    memset(&prop, 0, sizeof prop);
+    if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) (void)cudaGetLastError();
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    int lt = (int)cublasLtGetVersion();
+    snprintf(buf, cap, "%s sm_%d%d cudnn %zu cublasLt %d runtime %d driver %d", prop.name[0] ? prop.name : "cuda",
+             prop.major, prop.minor, (size_t)cudnnGetVersion(), lt, rt, drv);
+}
+
 static const kn_backend kn_cuda_backend = {
     .name = "cuda",
     .device = KILN_DEVICE_CUDA,
@@ -491,6 +512,7 @@ static const kn_backend kn_cuda_backend = {
     .graph_update = kn_cuda_graph_update,
     .graph_launch = kn_cuda_graph_launch,
     .graph_free = kn_cuda_graph_free,
+    .describe = kn_cuda_describe,
 };
 
 const kn_backend *kn_backend_cuda(void) { return kiln_cuda_available() ? &kn_cuda_backend : NULL; }

@@ -209,9 +209,10 @@ static kiln_status kn_conv_geometry(const kn_kernel_args *a, int transpose, kn_c
 /* ---- plans ----------------------------------------------------------------------------------------- */
 
 /* Finalizes execution plans from the heuristics' engine configs of `graph`, filtering by
- * precision and workspace. Adds them to s->plans. */
+ * precision and workspace, until plan index `want` exists (tactic t needs plans 0..t only, which
+ * keeps the builder's per-tactic prepares cheap). Adds them to s->plans. */
 static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, int is_float,
-                                cudnnBackendHeurMode_t mode) {
+                                cudnnBackendHeurMode_t mode, int want) {
     cudnnHandle_t h = kn_dnn_handle(a);
     kn_cuda_ctx *c = kn_cuda_ctx_of(a);
     size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
@@ -236,7 +237,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
         CUDNN_STATUS_SUCCESS)
         goto done;
     if (got > count) got = count;
-    for (int i = 0; i < got && s->n_plans < KN_DNN_MAX_PLANS; i++) {
+    for (int i = 0; i < got && s->n_plans < KN_DNN_MAX_PLANS && s->n_plans <= want; i++) {
         if (strict_fp32) {
             cudnnBackendDescriptor_t eng = NULL;
             int skip = 1;
@@ -284,7 +285,7 @@ done:
 }
 
 /* Builds the operation graph (fused or the convolution alone) and its plans. */
-static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, int fused) {
+static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, int fused, int want) {
     const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
     int nd = 2 + g->cnsp;
     cudnnDataType_t io = kn_dnn_dtype(x->dtype), comp = CUDNN_DATA_FLOAT;
@@ -368,12 +369,13 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
     if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
     int is_float = x->dtype == KILN_F32;
-    KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_A));
-    if (s->n_plans == 0) KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_FALLBACK));
+    KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_A, want));
+    if (s->n_plans == 0) KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_FALLBACK, want));
     return KILN_OK;
 }
 
-static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
+/* Builds the plans of a step up to tactic `want`. */
+static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state **state) {
     *state = NULL;
     kn_cuda_set_node(a->node);
     const kn_node *n = a->node;
@@ -400,7 +402,7 @@ static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
                   (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act) >= 0);
     if (fusable) {
         /* any failure here only means no engine takes the fused graph */
-        if (kn_conv_build(a, s, &g, 1) == KILN_OK && s->n_plans > 0) s->fused = 1;
+        if (kn_conv_build(a, s, &g, 1, want) == KILN_OK && s->n_plans > 0) s->fused = 1;
         kn_clear_error();
     }
     if (!s->fused) {
@@ -408,7 +410,7 @@ static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
         for (int i = 0; i < s->n_plans; i++) cudnnBackendDestroyDescriptor(s->plans[i]);
         for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
         s->n_plans = s->n_desc = 0;
-        KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0), fail);
+        KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, want), fail);
     }
     if (s->n_plans == 0) {
         char lbl[160], dims[64];
@@ -431,10 +433,20 @@ fail:
     return st;
 }
 
+static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
+    kn_conv_state *s = NULL;
+    kiln_status st = kn_conv_plan(a, a->tactic > 0 ? a->tactic : 0, &s);
+    *state = s;
+    return st;
+}
+
 static int kn_conv_num_tactics(const kn_kernel_args *a) {
-    void *s = NULL;
-    if (kn_conv_prepare(a, &s) != KILN_OK) return 1;
-    int n = ((kn_conv_state *)s)->n_plans;
+    kn_conv_state *s = NULL;
+    if (kn_conv_plan(a, KN_DNN_MAX_PLANS, &s) != KILN_OK) {
+        kn_clear_error();
+        return 1;
+    }
+    int n = s->n_plans;
     kn_conv_state_free(s);
     return n > 0 ? n : 1;
 }

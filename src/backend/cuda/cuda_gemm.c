@@ -276,7 +276,10 @@ fail:
 
 static int kn_mm_num_tactics(const kn_kernel_args *a) {
     void *s = NULL;
-    if (kn_mm_prepare(a, &s) != KILN_OK) return 1;
+    if (kn_mm_prepare(a, &s) != KILN_OK) {
+        kn_clear_error();
+        return 1;
+    }
     kn_mm_plan *p = s;
     int n = p->n_algo > 0 ? p->n_algo : 1;
     kn_mm_plan_free(p);
