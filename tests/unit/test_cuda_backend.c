@@ -137,6 +137,33 @@ static float *kc_fetch(kc_case *c, int i) {
     return f;
 }
 
+/* Poisons the outputs, records the step into a CUDA graph, replays it and returns output 0. */
+static float *kc_replay(kc_case *c, int tactic) {
+    const kn_kernel *k = be->engine_kernel(c->g, kc_node(c));
+    kn_kernel_args a = kc_args(c, tactic);
+    void *state = NULL, *graph = NULL;
+    if (k->prepare) KT_OK(k->prepare(&a, &state));
+    a.state = state;
+    KT_OK(be->launch(ctx, k, &a)); /* warm-up, as the runtime does before a capture */
+    for (int i = 0; i < c->n_out; i++) {
+        size_t bytes = kn_tensor_bytes(&c->out[i]);
+        void *h = malloc(bytes ? bytes : 1);
+        memset(h, 0xff, bytes);
+        KT_OK(be->copy_in(ctx, c->out[i].data, h, bytes, KILN_DEVICE_CPU));
+        free(h);
+    }
+    KT_OK(be->record_begin(ctx));
+    KT_OK(be->launch(ctx, k, &a));
+    KT_OK(be->record_end(ctx, &graph));
+    if (graph) {
+        KT_OK(be->graph_launch(ctx, graph));
+        KT_OK(be->synchronize(ctx));
+        be->graph_free(ctx, graph);
+    }
+    if (k->release && state) k->release(state);
+    return kc_fetch(c, 0);
+}
+
 static void kc_end(kc_case *c) {
     for (int i = 0; i < c->n_in; i++) {
         if (c->in[i].data) be->free(ctx, c->in[i].data);
@@ -281,6 +308,11 @@ static void conv_case(const conv_cfg *f) {
         check(what, y, ref, yn, tol);
         free(y);
     }
+    float *yg = kc_replay(&c, nt - 1);
+    char what[96];
+    snprintf(what, sizeof what, "%s graph replay, tactic %d", f->name, nt - 1);
+    check(what, yg, ref, yn, tol);
+    free(yg);
     kc_end(&c);
     free(x); free(w); free(b); free(r); free(ref);
 }
@@ -325,6 +357,11 @@ static void gemm_case(const char *name, kiln_dtype dt, int64_t M, int64_t N, int
         check(what, y, ref, M * N, tol);
         free(y);
     }
+    float *yg = kc_replay(&c, nt - 1);
+    char what[96];
+    snprintf(what, sizeof what, "%s graph replay, tactic %d", name, nt - 1);
+    check(what, yg, ref, M * N, tol);
+    free(yg);
     kc_end(&c);
     free(A); free(B); free(C); free(ref);
 }
@@ -631,6 +668,23 @@ static void uncapturable_case(void) {
 
 /* ---- module constants and errors -------------------------------------------------------------------- */
 
+/* A caller's stream (cudaStream_t), declared here to keep CUDA headers out of the tests. */
+typedef struct CUstream_st *kt_stream;
+extern int cudaStreamCreateWithFlags(kt_stream *stream, unsigned int flags);
+extern int cudaStreamDestroy(kt_stream stream);
+
+static void stream_case(void) {
+    kt_stream st = NULL;
+    KT_CHECK(cudaStreamCreateWithFlags(&st, 1) == 0 && st, "a caller's stream");
+    if (!st) return;
+    KT_OK(be->set_stream(ctx, st));
+    gemm_case("gemm on a caller's stream", KILN_F32, 20, 30, 40, 0, 1, 1, 1.0f, 1.0f, KN_ACT_RELU);
+    conv_cfg cv = {"conv on a caller's stream", KILN_F32, 2, 1, 4, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_RELU, 0, 0};
+    conv_case(&cv);
+    KT_OK(be->set_stream(ctx, NULL));
+    cudaStreamDestroy(st);
+}
+
 static void module_case(void) {
     kn_graph *g = kn_graph_new();
     int v;
@@ -740,6 +794,7 @@ int main(void) {
             pool_case(0);
             recorder_case();
             uncapturable_case();
+            stream_case();
             module_case();
             error_case();
         } else {
