@@ -398,6 +398,10 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         st = kn_node_error(n, KILN_ERR_SHAPE, "B has %lld elements, expected %lld", (long long)kn_tensor_numel(&a->in[2]), (long long)s->k);
         goto fail;
     }
+    if (kn_tensor_numel(&a->in[0]) == 0 || kn_tensor_numel(&a->out[0]) == 0) {
+        *state = s; /* an empty batch: nothing for cuDNN, run does nothing */
+        return KILN_OK;
+    }
     int fusable = !s->transpose && (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
                   (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act) >= 0);
     if (fusable) {

@@ -88,10 +88,51 @@ template <typename C> __device__ __forceinline__ C binary(int op, C x, C y) {
     }
 }
 
+// The op on loaded values: x[k] is input k (for Where, x[1] and x[2], with cond from input 0).
+// Comparisons and logic return 0 or 1.
+template <typename C> __device__ __forceinline__ C ew_eval(const knc_ew &p, const C *x, bool cond) {
+    switch (p.op) {
+    case KNC_ADD: case KNC_SUB: case KNC_MUL: case KNC_DIV: case KNC_POW: case KNC_PRELU:
+        return binary<C>(p.op, x[0], x[1]);
+    case KNC_MIN: case KNC_MAX: case KNC_SUM: case KNC_MEAN: {
+        C r = x[0];
+        for (int k = 1; k < p.n_in; k++) r = binary<C>(p.op, r, x[k]);
+        return p.op == KNC_MEAN ? (C)(r * (C)p.scale) : r;
+    }
+    case KNC_EQUAL: return x[0] == x[1];
+    case KNC_LESS: return x[0] < x[1];
+    case KNC_GREATER: return x[0] > x[1];
+    case KNC_NOT: return x[0] ? (C)0 : (C)1;
+    case KNC_AND: return (x[0] && x[1]) ? (C)1 : (C)0;
+    case KNC_WHERE: return cond ? x[1] : x[2];
+    case KNC_EPILOGUE: {
+        C r = x[0];
+        if (p.flags & 1) r += (C)p.scale * x[1];
+        if (p.flags & 2) r += x[2];
+        return act_apply<C>(p.act, r, p.alpha, p.beta);
+    }
+    case KNC_CLIP: {
+        C r = x[0];
+        if (p.flags & 1) { C lo = p.lo_ptr ? x[1] : (C)p.alpha; r = r < lo ? lo : r; }
+        if (p.flags & 2) { C hi = p.hi_ptr ? x[2] : (C)p.beta; r = r > hi ? hi : r; }
+        return r;
+    }
+    default: return unary<C>(p, x[0]);
+    }
+}
+
+// Loads the clip bounds (device scalars) into x[1], x[2].
+template <typename T> __device__ __forceinline__ void ew_clip_bounds(const knc_ew &p, acc_t<T> *x) {
+    if (p.op != KNC_CLIP) return;
+    if (p.lo_ptr) x[1] = ld<T>(p.lo_ptr, 0);
+    if (p.hi_ptr) x[2] = ld<T>(p.hi_ptr, 0);
+}
+
 template <typename T, typename TO, typename I, bool SIMPLE>
 __global__ void __launch_bounds__(256) ew_kernel(const knc_ew p) {
     using C = acc_t<T>;
     const I n = (I)p.n;
+    const int first = p.op == KNC_WHERE ? 1 : 0; // Where's condition is read as bool
     for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
         I off[KNC_EW_MAX_IN];
         if (SIMPLE) {
@@ -109,51 +150,81 @@ __global__ void __launch_bounds__(256) ew_kernel(const knc_ew p) {
                 for (int k = 0; k < KNC_EW_MAX_IN; k++) off[k] += idx * (I)p.strides[k][d];
             }
         }
-        C r;
-        switch (p.op) {
-        case KNC_ADD: case KNC_SUB: case KNC_MUL: case KNC_DIV: case KNC_POW: case KNC_PRELU:
-            r = binary<C>(p.op, ld<T>(p.in[0], off[0]), ld<T>(p.in[1], off[1]));
-            break;
-        case KNC_MIN: case KNC_MAX: case KNC_SUM: case KNC_MEAN:
-            r = ld<T>(p.in[0], off[0]);
-            for (int k = 1; k < p.n_in; k++) r = binary<C>(p.op, r, ld<T>(p.in[k], off[k]));
-            if (p.op == KNC_MEAN) r = (C)(r * (C)p.scale);
-            break;
-        case KNC_EQUAL: r = ld<T>(p.in[0], off[0]) == ld<T>(p.in[1], off[1]); break;
-        case KNC_LESS: r = ld<T>(p.in[0], off[0]) < ld<T>(p.in[1], off[1]); break;
-        case KNC_GREATER: r = ld<T>(p.in[0], off[0]) > ld<T>(p.in[1], off[1]); break;
-        case KNC_NOT: r = ld<T>(p.in[0], off[0]) ? (C)0 : (C)1; break;
-        case KNC_AND: r = (ld<T>(p.in[0], off[0]) && ld<T>(p.in[1], off[1])) ? (C)1 : (C)0; break;
-        case KNC_WHERE:
-            r = ((const uint8_t *)p.in[0])[off[0]] ? ld<T>(p.in[1], off[1]) : ld<T>(p.in[2], off[2]);
-            break;
-        case KNC_EPILOGUE:
-            r = ld<T>(p.in[0], off[0]);
-            if (p.flags & 1) r += (C)p.scale * ld<T>(p.in[1], off[1]);
-            if (p.flags & 2) r += ld<T>(p.in[2], off[2]);
-            r = act_apply<C>(p.act, r, p.alpha, p.beta);
-            break;
-        case KNC_CLIP: {
-            r = ld<T>(p.in[0], off[0]);
-            if (p.flags & 1) { C lo = p.lo_ptr ? ld<T>(p.lo_ptr, 0) : (C)p.alpha; r = r < lo ? lo : r; }
-            if (p.flags & 2) { C hi = p.hi_ptr ? ld<T>(p.hi_ptr, 0) : (C)p.beta; r = r > hi ? hi : r; }
-            break;
-        }
-        default: r = unary<C>(p, ld<T>(p.in[0], off[0])); break;
-        }
+        C x[KNC_EW_MAX_IN];
+#pragma unroll
+        for (int k = 0; k < KNC_EW_MAX_IN; k++) x[k] = 0;
+        for (int k = first; k < p.n_in; k++)
+            if (p.in[k]) x[k] = ld<T>(p.in[k], off[k]);
+        ew_clip_bounds<T>(p, x);
+        bool cond = first ? ((const uint8_t *)p.in[0])[off[0]] != 0 : false;
+        C r = ew_eval<C>(p, x, cond);
         if constexpr (std::is_same<TO, T>::value) st<T>(p.out, i, r);
         else ((uint8_t *)p.out)[i] = r ? 1 : 0;
     }
 }
 
+// 16-byte vectors of V elements for inputs that are contiguous like the output or scalars
+// (rank <= 1), at most 3 inputs, same in and out type: the common unary, binary and epilogue.
+template <typename T, int V> __global__ void __launch_bounds__(256) ew_vec_kernel(const knc_ew p, int64_t nvec) {
+    using C = acc_t<T>;
+    struct alignas(16) vec { T v[V]; };
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += (int64_t)gridDim.x * blockDim.x) {
+        C x[3][V];
+#pragma unroll
+        for (int k = 0; k < 3; k++) {
+            if (k < p.n_in && p.in[k] && p.strides[k][0]) {
+                vec w = ((const vec *)p.in[k])[j];
+#pragma unroll
+                for (int e = 0; e < V; e++) x[k][e] = to_acc<C, T>(w.v[e]);
+            } else {
+                C s = k < p.n_in && p.in[k] ? ld<T>(p.in[k], 0) : (C)0;
+#pragma unroll
+                for (int e = 0; e < V; e++) x[k][e] = s;
+            }
+        }
+        vec o;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            C xe[KNC_EW_MAX_IN] = {x[0][e], x[1][e], x[2][e]};
+            ew_clip_bounds<T>(p, xe);
+            o.v[e] = from_acc<T, C>(ew_eval<C>(p, xe, false));
+        }
+        ((vec *)p.out)[j] = o;
+    }
+}
+
 template <typename T, typename TO> static cudaError_t ew_go(const knc_ew &p, cudaStream_t s) {
-    unsigned g = grid_for(p.n, 256);
     bool small = p.n < (int64_t)INT32_MAX;
     if (small) {
         for (int k = 0; k < KNC_EW_MAX_IN; k++)
             for (int d = 0; d < p.rank; d++)
                 if (p.strides[k][d] * p.dims[d] >= (int64_t)INT32_MAX) small = false;
     }
+    if constexpr (std::is_same<TO, T>::value && (std::is_same<T, float>::value || std::is_same<T, __half>::value ||
+                                                 std::is_same<T, __nv_bfloat16>::value)) {
+        constexpr int V = 16 / sizeof(T);
+        bool vec_ok = p.rank <= 1 && p.n_in <= 3 && p.op != KNC_WHERE && p.n >= V;
+        uintptr_t al = (uintptr_t)p.out;
+        for (int k = 0; k < p.n_in; k++)
+            if (p.in[k] && p.strides[k][0]) al |= (uintptr_t)p.in[k];
+        if (vec_ok && (al % 16) == 0) {
+            int64_t nvec = p.n / V;
+            ew_vec_kernel<T, V><<<grid_for(nvec, 256), 256, 0, s>>>(p, nvec);
+            cudaError_t e = cudaGetLastError();
+            if (e != cudaSuccess || nvec * V == p.n) return e;
+            // the tail: the same op on the last n % V elements
+            knc_ew t = p;
+            int64_t done = nvec * V;
+            for (int k = 0; k < p.n_in; k++)
+                if (t.in[k] && t.strides[k][0]) t.in[k] = (const T *)t.in[k] + done;
+            t.out = (T *)t.out + done;
+            t.n = p.n - done;
+            if (t.rank == 1) t.dims[0] = t.n;
+            ew_kernel<T, TO, int32_t, true><<<1, 256, 0, s>>>(t);
+            return cudaGetLastError();
+        }
+    }
+    unsigned g = grid_for(p.n, 256);
     if (p.rank <= 1) {
         if (small) ew_kernel<T, TO, int32_t, true><<<g, 256, 0, s>>>(p);
         else ew_kernel<T, TO, int64_t, true><<<g, 256, 0, s>>>(p);
