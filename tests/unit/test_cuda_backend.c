@@ -431,6 +431,49 @@ static void add_broadcast_case(void) {
     free(y); kc_end(&c); free(a); free(b);
 }
 
+/* Contiguous launches (the 16-byte vector path and its tail) and scalar broadcasts. */
+static void ew_vector_cases(void) {
+    struct { const char *op; kiln_dtype dt; int64_t n; int n_in; int scalar_last; } cs[] = {
+        {"Add", KILN_F32, 1001, 2, 1}, {"Mul", KILN_F16, 2006, 2, 0}, {"Relu", KILN_BF16, 515, 1, 0},
+        {"Sum", KILN_F32, 1000, 3, 0}, {"Clip", KILN_F32, 999, 3, 1}, {"Sub", KILN_F16, 7, 2, 0},
+    };
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        int64_t n = cs[ci].n, d[1] = {n}, d1[1] = {1};
+        float *x[3];
+        for (int k = 0; k < 3; k++) { x[k] = rnd(n); round_to(x[k], n, cs[ci].dt); }
+        double *ref = malloc((size_t)n * sizeof *ref);
+        for (int64_t i = 0; i < n; i++) {
+            double a = x[0][i], b = x[1][cs[ci].scalar_last ? 0 : i], c = x[2][cs[ci].scalar_last ? 0 : i];
+            const char *op = cs[ci].op;
+            if (!strcmp(op, "Add")) ref[i] = a + b;
+            else if (!strcmp(op, "Mul")) ref[i] = a * b;
+            else if (!strcmp(op, "Sub")) ref[i] = a - b;
+            else if (!strcmp(op, "Relu")) ref[i] = a > 0 ? a : 0;
+            else if (!strcmp(op, "Sum")) ref[i] = a + b + c;
+            else { double lo = -0.25, hi = 0.5; ref[i] = a < lo ? lo : a > hi ? hi : a; }
+        }
+        kc_case c;
+        kc_begin(&c, cs[ci].op, cs[ci].op, cs[ci].n_in, 1);
+        kc_in(&c, 0, cs[ci].dt, 1, d, x[0]);
+        if (!strcmp(cs[ci].op, "Clip")) {
+            float lo = -0.25f, hi = 0.5f;
+            kc_in(&c, 1, cs[ci].dt, 0, d1, &lo); /* device scalars, not host-known */
+            kc_in(&c, 2, cs[ci].dt, 0, d1, &hi);
+        } else {
+            for (int k = 1; k < cs[ci].n_in; k++) kc_in(&c, k, cs[ci].dt, cs[ci].scalar_last ? 1 : 1, cs[ci].scalar_last ? d1 : d, x[k]);
+        }
+        kc_out(&c, 0, cs[ci].dt, 1, d);
+        KT_OK(kc_run(&c));
+        float *y = kc_fetch(&c, 0);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s [%lld]%s", cs[ci].op, kiln_dtype_name(cs[ci].dt), (long long)n,
+                 cs[ci].scalar_last ? " with a scalar" : "");
+        check(what, y, ref, n, cs[ci].dt == KILN_F32 ? 1e-6 : 1e-2);
+        free(y); kc_end(&c); free(ref);
+        for (int k = 0; k < 3; k++) free(x[k]);
+    }
+}
+
 static void softmax_case(int axis) {
     int64_t d[3] = {3, 7, 33};
     int64_t n = 3 * 7 * 33;
@@ -781,6 +824,7 @@ int main(void) {
             matmul_case("matmul [2,1] x [1,3] (loop)", KILN_F32, 2, b21, b13, 4, 6, 8, 1);
             matmul_case("matmul fp16 batch", KILN_F16, 2, b23, b23, 16, 32, 8, 0);
             add_broadcast_case();
+            ew_vector_cases();
             softmax_case(2);
             softmax_case(1);
             layernorm_case();

@@ -18,6 +18,7 @@
 
 #define KN_DNN_MAX_PLANS 8
 #define KN_DNN_MAX_DESC 48
+#define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
 
 enum { KN_UID_X = 1, KN_UID_W, KN_UID_Y, KN_UID_BIAS, KN_UID_RES, KN_UID_VIRT = 100 };
 
@@ -218,7 +219,8 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
     int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
     cudnnBackendDescriptor_t heur = NULL;
-    cudnnBackendDescriptor_t cfgs[16] = {0};
+    cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_CFGS] = {0};
+    int n_filtered = 0, n_failed = 0, n_big = 0;
     int64_t count = 0;
     kiln_status st = KILN_OK;
     KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur), done);
@@ -228,8 +230,8 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     if (cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, NULL) !=
             CUDNN_STATUS_SUCCESS ||
         count <= 0)
-        count = 16;
-    if (count > 16) count = 16;
+        count = KN_DNN_MAX_CFGS;
+    if (count > KN_DNN_MAX_CFGS) count = KN_DNN_MAX_CFGS;
     for (int i = 0; i < count; i++)
         KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]), done);
     int64_t got = 0;
@@ -257,7 +259,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
                 }
                 cudnnBackendDestroyDescriptor(eng);
             }
-            if (skip) continue;
+            if (skip) { n_filtered++; continue; }
         }
         cudnnBackendDescriptor_t plan = NULL;
         if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS) continue;
@@ -268,8 +270,14 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
             cudnnBackendFinalize(plan) != CUDNN_STATUS_SUCCESS ||
             cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &ws) !=
                 CUDNN_STATUS_SUCCESS ||
-            ws < 0 || (size_t)ws > ws_limit) {
+            ws < 0) {
             cudnnBackendDestroyDescriptor(plan);
+            n_failed++;
+            continue;
+        }
+        if ((size_t)ws > ws_limit) {
+            cudnnBackendDestroyDescriptor(plan);
+            n_big++;
             continue;
         }
         s->plans[s->n_plans] = plan;
@@ -277,7 +285,10 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
         s->n_plans++;
     }
 done:
-    for (int i = 0; i < 16; i++)
+    KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d over the "
+               "workspace limit, %d did not finalize, %d plans kept",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)count, n_filtered, n_big, n_failed, s->n_plans);
+    for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
         if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
     if (heur) cudnnBackendDestroyDescriptor(heur);
     (void)cudaGetLastError(); /* engines that failed to finalize may leave a launch error behind */
@@ -370,7 +381,9 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
     if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
     int is_float = x->dtype == KILN_F32;
     KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_A, want));
-    if (s->n_plans == 0) KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_FALLBACK, want));
+    /* the fallback list adds engines the heuristics rank low (true-fp32 ones among them) */
+    if (s->n_plans <= want && s->n_plans < KN_DNN_MAX_PLANS)
+        KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_FALLBACK, want));
     return KILN_OK;
 }
 
