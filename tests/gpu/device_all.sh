@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One lease of a GPU machine, in stages: the tests (ctest on the GPU build, conformance with
+# --device cuda, the Python suite and the seed example on CUDA, the demo) and the benchmark.
+# The machine lacks protobuf-c and onnx.proto, so the build is made here by tests/gpu/pack.sh and
+# carried in $CARRY together with the ONNX node tests; this script unpacks both and runs.
+#   tests/gpu/device_all.sh tests|bench|all      (from the repository root on the GPU machine)
+# Logs and results go to $OUT (the device tool brings them back). A short table is printed last.
+set -u
+STAGE=${1:-all}
+ROOT=$(pwd)
+CARRY=${CARRY:-build-cuda-carry}
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+CUDNN_DIR=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
+[ -d "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ ! -x build-cuda/kiln ]; then
+  tar -xJf "$CARRY/kiln-gpu.tar.xz" -C "$ROOT" || exit 1
+fi
+export LD_LIBRARY_PATH="$ROOT/build-cuda/gpu-libs:$LD_LIBRARY_PATH"
+# CTest files and the conformance test name the paths of the machine that built them
+mkdir -p /work/shared
+[ -e /work/main ] || ln -sfn "$ROOT" /work/main
+if [ ! -d /work/shared/onnx-node-tests/node ] && [ -f "$CARRY/onnx-node-tests.tar.xz" ]; then
+  tar -xJf "$CARRY/onnx-node-tests.tar.xz" -C /work/shared
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+declare -a SUMMARY
+step() { # name, command...: runs it, logs to $OUT/name.log, records the last summary line
+  local name=$1; shift
+  local t0=$(date +%s)
+  ( "$@" ) > "$OUT/$name.log" 2>&1
+  local rc=$? t=$(( $(date +%s) - t0 ))
+  local last=$(grep -E "[0-9]+ passed|tests passed|match|passed, [0-9]+ failed" "$OUT/$name.log" | tail -n 1)
+  SUMMARY+=("$(printf '%-28s rc=%-3s %4ss  %s' "$name" "$rc" "$t" "$last")")
+  echo "== $name (rc $rc, ${t}s)"; tail -n 15 "$OUT/$name.log"
+}
+if [ "$STAGE" = tests ] || [ "$STAGE" = all ]; then
+  step ctest-gpu bash -c "cd /work/main/build-cuda && ctest --output-on-failure --timeout 900 -j4 -LE 'python|cli|models'"
+  step conformance-cuda build-cuda/kiln conformance /work/shared/onnx-node-tests/node --device cuda
+  step pytest-cuda env KILN_LIBRARY="$ROOT/build-cuda/libkiln.so" PYTHONPATH="$ROOT/python" python3 -m pytest -q -rs tests/python
+  step seed-example-cuda env KILN_LIBRARY="$ROOT/build-cuda/libkiln.so" PYTHONPATH="$ROOT/python" python3 examples/torch_export_cudagraphs.py
+  step demo-fp32 build-cuda/kiln demo --device cuda --seconds 1
+  step demo-tf32 build-cuda/kiln demo --device cuda --tf32 --seconds 1
+  step demo-fp16 build-cuda/kiln demo --device cuda --fp16 --seconds 1
+fi
+if [ "$STAGE" = bench ] || [ "$STAGE" = all ]; then
+  step bench python3 bench/bench.py --kiln build-cuda/kiln ${BENCH_ARGS:---quick} --out "$OUT/RESULTS.md"
+fi
+echo; echo "== summary ($(head -n 1 "$OUT/device.txt"))"
+printf '%s\n' "${SUMMARY[@]}"
