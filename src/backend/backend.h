@@ -67,7 +67,9 @@ typedef struct kn_backend {
     /* Launches one step: runs it, or appends it to the recording in progress. */
     kiln_status (*launch)(void *ctx, const kn_kernel *k, const kn_kernel_args *a);
     /* The recorder: between begin and end, launches are recorded, not run. end() on failure
-     * leaves the stream usable and returns the error naming the step that broke the capture. */
+     * leaves the stream usable and returns the error naming the step that broke the capture.
+     * end() may defer instantiation to the first graph_launch, so that graph_update can refresh
+     * an existing executable graph (cudaGraphExecUpdate) instead of instantiating anew. */
     kiln_status (*record_begin)(void *ctx);
     kiln_status (*record_end)(void *ctx, void **graph);
     /* Tries to update `graph` in place from a fresh recording (CUDA: cudaGraphExecUpdate).
@@ -75,6 +77,10 @@ typedef struct kn_backend {
     kiln_status (*graph_update)(void *ctx, void *graph, void *fresh, int *updated);
     kiln_status (*graph_launch)(void *ctx, void *graph);
     void (*graph_free)(void *ctx, void *graph);
+
+    /* One line naming the device and library versions ("NVIDIA H100 sm_90 cudnn 91900 ..."): keys
+     * the timing cache and is stored in engine files. NULL: the backend name is enough. */
+    void (*describe)(void *ctx, char *buf, size_t cap);
 } kn_backend;
 
 const kn_backend *kn_backend_cpu(void);

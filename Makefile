@@ -1,0 +1,40 @@
+# The two commands for a fresh machine:
+#   make demo   installs what is missing, builds, runs `kiln demo` (ResNet-18, latency, check)
+#   make test   installs what is missing, builds, runs every test (ctest)
+# Other targets: build, test-sanitize (ASan+UBSan build of the CPU tests), gpu-test, clean.
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DKILN_WERROR=ON
+
+.PHONY: all deps build demo test test-sanitize gpu-test clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/kiln demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The CPU tests under AddressSanitizer + UndefinedBehaviorSanitizer (CPU-only build).
+test-sanitize: deps
+	cmake -S . -B $(ASAN_BUILD) -DKILN_WERROR=ON -DKILN_SANITIZE=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|conformance|cli'
+
+# On the GPU machine: build with CUDA, run every test and the benchmarks.
+gpu-test:
+	tests/gpu/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,78 @@
+/* The memory planner (DESIGN decision 1): every activation gets a fixed offset in one arena,
+ * made once per profile at its max shape. Greedy by size: the largest value is placed first, at
+ * the lowest offset that does not overlap any placed value whose lifetime intersects its own. */
+#include "module.h"
+
+#include <stdlib.h>
+
+typedef struct kn_placed {
+    int64_t off;
+    size_t bytes;
+    int first, last;
+} kn_placed;
+
+static const kn_mem_request *kn_sort_base;
+
+static int kn_cmp_size_desc(const void *a, const void *b) {
+    const kn_mem_request *ra = &kn_sort_base[*(const int *)a], *rb = &kn_sort_base[*(const int *)b];
+    if (ra->bytes != rb->bytes) return ra->bytes < rb->bytes ? 1 : -1;
+    if (ra->first != rb->first) return ra->first - rb->first;
+    return *(const int *)a - *(const int *)b;
+}
+
+static int kn_cmp_off(const void *a, const void *b) {
+    const kn_placed *pa = a, *pb = b;
+    return pa->off < pb->off ? -1 : pa->off > pb->off;
+}
+
+kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64_t *offsets,
+                           size_t *arena_size, size_t *peak_live) {
+    int *idx = kn_malloc((size_t)(n ? n : 1) * sizeof *idx);
+    kn_placed *placed = kn_malloc((size_t)(n ? n : 1) * sizeof *placed);
+    kn_placed *conflicts = kn_malloc((size_t)(n ? n : 1) * sizeof *conflicts);
+    if (!idx || !placed || !conflicts) {
+        kn_free(idx); kn_free(placed); kn_free(conflicts);
+        return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory planning memory");
+    }
+    int m = 0, n_placed = 0;
+    for (int i = 0; i < n; i++) {
+        offsets[i] = -1;
+        if (req[i].bytes > 0) idx[m++] = i;
+    }
+    kn_sort_base = req; /* qsort has no context argument in C11; the planner is not reentrant-hot */
+    qsort(idx, (size_t)m, sizeof *idx, kn_cmp_size_desc);
+    size_t arena = 0;
+    for (int k = 0; k < m; k++) {
+        const kn_mem_request *r = &req[idx[k]];
+        size_t bytes = (r->bytes + align - 1) / align * align;
+        int nc = 0;
+        for (int p = 0; p < n_placed; p++)
+            if (placed[p].first <= r->last && r->first <= placed[p].last) conflicts[nc++] = placed[p];
+        qsort(conflicts, (size_t)nc, sizeof *conflicts, kn_cmp_off);
+        int64_t off = 0;
+        for (int c = 0; c < nc; c++) {
+            if (conflicts[c].off >= off + (int64_t)bytes) break; /* fits in the gap before it */
+            int64_t end = conflicts[c].off + (int64_t)conflicts[c].bytes;
+            if (end > off) off = end;
+        }
+        offsets[idx[k]] = off;
+        placed[n_placed++] = (kn_placed){off, bytes, r->first, r->last};
+        if ((size_t)off + bytes > arena) arena = (size_t)off + bytes;
+    }
+    /* peak of simultaneously live bytes: the lower bound any plan must meet */
+    int max_step = 0;
+    for (int i = 0; i < n; i++)
+        if (req[i].bytes && req[i].last > max_step) max_step = req[i].last;
+    size_t peak = 0;
+    for (int s = 0; s <= max_step && m > 0; s++) {
+        size_t live = 0;
+        for (int i = 0; i < n; i++)
+            if (req[i].bytes && req[i].first <= s && s <= req[i].last)
+                live += (req[i].bytes + align - 1) / align * align;
+        if (live > peak) peak = live;
+    }
+    *arena_size = arena;
+    *peak_live = peak;
+    kn_free(idx); kn_free(placed); kn_free(conflicts);
+    return KILN_OK;
+}

@@ -1,0 +1,219 @@
+/* Tactic timing (DESIGN decision 4): for each step whose kernel offers several tactics, run each
+ * at the opt shape on the real device, keep the fastest whose output agrees with tactic 0, and
+ * store the choice in the plan. A timing cache file (keyed by device and library versions, op,
+ * attributes, dtypes and shapes) makes a rebuild fast. */
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef struct kn_tc_entry {
+    uint64_t key;
+    int tactic;
+    float ms;
+} kn_tc_entry;
+
+typedef struct kn_timing_cache {
+    kn_tc_entry *e;
+    int n, cap;
+    int dirty;
+} kn_timing_cache;
+
+static void kn_tc_load(kn_timing_cache *tc, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return; /* a missing cache is an empty one */
+    char line[256];
+    if (!fgets(line, sizeof line, f) || strncmp(line, "kiln-timing-cache 1", 19) != 0) {
+        KN_WARN("timing cache '%s' is not a kiln timing cache (version 1); ignoring it", path);
+        fclose(f);
+        return;
+    }
+    unsigned long long key;
+    int tactic;
+    float ms;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%llx %d %f", &key, &tactic, &ms) == 3 && tactic >= 0 &&
+            KN_GROW(tc->e, tc->cap, tc->n + 1) == KILN_OK)
+            tc->e[tc->n++] = (kn_tc_entry){key, tactic, ms};
+    fclose(f);
+}
+
+static void kn_tc_save(const kn_timing_cache *tc, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        KN_WARN("cannot write the timing cache '%s'", path);
+        return;
+    }
+    fprintf(f, "kiln-timing-cache 1\n");
+    for (int i = 0; i < tc->n; i++)
+        fprintf(f, "%016llx %d %.6f\n", (unsigned long long)tc->e[i].key, tc->e[i].tactic, tc->e[i].ms);
+    if (fclose(f) != 0) KN_WARN("writing the timing cache '%s' failed", path);
+}
+
+static uint64_t kn_step_key(const char *device, const kiln_module *m, const kn_kernel_args *a, const char *kname) {
+    uint64_t h = kn_hash_bytes(KN_HASH_SEED, device, strlen(device));
+    h = kn_hash_bytes(h, kname, strlen(kname));
+    h = kn_hash_bytes(h, &m->precision, sizeof m->precision);
+    h = kn_hash_bytes(h, &a->node->op, sizeof a->node->op);
+    for (int i = 0; i < a->n_in + a->n_out; i++) {
+        const kn_tensor *t = i < a->n_in ? &a->in[i] : &a->out[i - a->n_in];
+        h = kn_hash_bytes(h, &t->dtype, sizeof t->dtype);
+        h = kn_hash_bytes(h, &t->rank, sizeof t->rank);
+        h = kn_hash_bytes(h, t->dims, (size_t)(t->rank > 0 ? t->rank : 0) * sizeof t->dims[0]);
+    }
+    for (int i = 0; i < a->node->n_attrs; i++) {
+        const kn_attr *at = &a->node->attrs[i];
+        h = kn_hash_bytes(h, at->name, strlen(at->name));
+        h = kn_hash_bytes(h, &at->i, sizeof at->i);
+        h = kn_hash_bytes(h, &at->f, sizeof at->f);
+        if (at->ints) h = kn_hash_bytes(h, at->ints, (size_t)at->count * sizeof *at->ints);
+        if (at->floats) h = kn_hash_bytes(h, at->floats, (size_t)at->count * sizeof *at->floats);
+    }
+    return h;
+}
+
+/* Fills the step's non-constant inputs with seeded values in [-1, 1], so that tactics compare
+ * on real numbers rather than whatever the arena held. Integer inputs (indices) are not timed. */
+static kiln_status kn_fill_inputs(kiln_session *s, const kiln_module *m, const kn_kernel_args *a, int *ok) {
+    *ok = 1;
+    uint64_t seed = 0x243f6a8885a308d3ull;
+    for (int i = 0; i < a->n_in; i++) {
+        const kn_tensor *t = &a->in[i];
+        int v = a->node->in[i];
+        if (v < 0 || m->graph->values[v].constant || !t->data) continue;
+        if (!kn_dtype_is_float(t->dtype)) { *ok = 0; return KILN_OK; }
+        int64_t n = kn_tensor_numel(t);
+        float *f = kn_malloc((size_t)(n ? n : 1) * sizeof(float));
+        void *raw = kn_malloc(kn_tensor_bytes(t) + 1);
+        if (!f || !raw) { kn_free(f); kn_free(raw); return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory"); }
+        for (int64_t e = 0; e < n; e++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            f[e] = (float)((double)(seed >> 40) / 8388608.0 - 1.0);
+        }
+        kn_convert(f, KILN_F32, raw, t->dtype, n);
+        kiln_status st = s->be->copy_in(s->ctx, t->data, raw, kn_tensor_bytes(t), KILN_DEVICE_CPU);
+        if (st == KILN_OK) st = s->be->synchronize(s->ctx);
+        kn_free(f);
+        kn_free(raw);
+        KN_TRY(st);
+    }
+    return KILN_OK;
+}
+
+/* Mean ms of one step over a few runs, after one warm-up run. */
+static kiln_status kn_time_step(kiln_session *s, const kn_kernel *k, const kn_kernel_args *a, float *ms) {
+    KN_TRY(k->run(a));
+    KN_TRY(s->be->synchronize(s->ctx));
+    int reps = 5;
+    double t0 = kn_now_ms();
+    for (int r = 0; r < reps; r++) KN_TRY(k->run(a));
+    KN_TRY(s->be->synchronize(s->ctx));
+    *ms = (float)((kn_now_ms() - t0) / reps);
+    return KILN_OK;
+}
+
+static kiln_status kn_fetch_output(kiln_session *s, const kn_kernel_args *a, float *host, int64_t n) {
+    const kn_tensor *o = &a->out[0];
+    size_t bytes = kn_tensor_bytes(o);
+    void *raw = kn_malloc(bytes ? bytes : 1);
+    if (!raw) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory");
+    kiln_status st = s->be->copy_out(s->ctx, raw, KILN_DEVICE_CPU, o->data, bytes);
+    if (st == KILN_OK) st = s->be->synchronize(s->ctx);
+    if (st == KILN_OK) kn_convert(raw, o->dtype, host, KILN_F32, n);
+    kn_free(raw);
+    return st;
+}
+
+kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
+    int any = 0;
+    for (int i = 0; i < m->part.n_steps; i++) any |= m->part.steps[i].kernel->num_tactics != NULL;
+    if (!any) return KILN_OK;
+    kiln_session *s;
+    KN_TRY(kiln_session_create(m, &s));
+    int64_t dims[64][KILN_MAX_RANK];
+    kiln_status st = KILN_OK;
+    if (m->n_inputs > 64) st = kn_error(KILN_ERR_UNSUPPORTED, "more than 64 inputs");
+    for (int k = 0; k < m->n_inputs && st == KILN_OK; k++)
+        memcpy(dims[k], m->inputs[k].opt, sizeof dims[k]);
+    kn_instance *in = NULL;
+    if (st == KILN_OK) st = kn_session_instance(s, (const int64_t(*)[KILN_MAX_RANK])dims, &in);
+    char device[256] = "";
+    if (s->be->describe) s->be->describe(s->ctx, device, sizeof device);
+    else snprintf(device, sizeof device, "%s", s->be->name);
+    kn_timing_cache tc = {0};
+    if (c->timing_cache) kn_tc_load(&tc, c->timing_cache);
+    int timed = 0, cached = 0;
+    double t_start = kn_now_ms(), t_last = t_start;
+    float *ref = NULL, *got = NULL;
+    for (int i = 0; i < m->part.n_steps && st == KILN_OK; i++) {
+        kn_step *step = &m->part.steps[i];
+        const kn_kernel *k = step->kernel;
+        if (!k->num_tactics) continue;
+        kn_kernel_args a = in->args[i];
+        int nt = k->num_tactics(&a);
+        if (nt <= 1) continue;
+        int fill_ok;
+        st = kn_fill_inputs(s, m, &a, &fill_ok);
+        if (st != KILN_OK) break;
+        if (!fill_ok) continue; /* keeps tactic 0 */
+        uint64_t key = kn_step_key(device, m, &a, k->name);
+        int hit = -1;
+        for (int e = 0; e < tc.n; e++)
+            if (tc.e[e].key == key && tc.e[e].tactic < nt) hit = e;
+        if (hit >= 0) {
+            step->tactic = tc.e[hit].tactic;
+            step->tactic_ms = tc.e[hit].ms;
+            cached++;
+            continue;
+        }
+        int64_t n_out = kn_tensor_numel(&a.out[0]);
+        kn_free(ref); kn_free(got);
+        ref = kn_malloc((size_t)(n_out ? n_out : 1) * sizeof(float));
+        got = kn_malloc((size_t)(n_out ? n_out : 1) * sizeof(float));
+        if (!ref || !got) { st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory timing tactics"); break; }
+        int best = -1;
+        float best_ms = INFINITY;
+        for (int t = 0; t < nt && st == KILN_OK; t++) {
+            a.tactic = t;
+            a.state = NULL;
+            void *state = NULL;
+            if (k->prepare && k->prepare(&a, &state) != KILN_OK) { kn_clear_error(); continue; } /* tactic not usable */
+            a.state = state;
+            float ms = 0;
+            kiln_status ts = kn_time_step(s, k, &a, &ms);
+            if (ts == KILN_OK) ts = kn_fetch_output(s, &a, t == 0 ? ref : got, n_out);
+            if (ts == KILN_OK && t > 0) { /* agree with tactic 0 within a tolerance for reduced precision */
+                double worst = 0, scale = 0;
+                for (int64_t e = 0; e < n_out; e++) {
+                    double d = fabs((double)got[e] - ref[e]);
+                    if (!(d <= worst)) worst = d;
+                    if (fabs(ref[e]) > scale) scale = fabs(ref[e]);
+                }
+                if (!(worst <= 2e-2 * (scale > 1 ? scale : 1))) {
+                    KN_VERBOSE("step %d tactic %d disagrees with tactic 0 (max diff %g); skipped", i, t, worst);
+                    ts = KILN_ERR_INTERNAL;
+                }
+            }
+            if (k->release && state) k->release(state);
+            if (ts != KILN_OK) { kn_clear_error(); if (t == 0) { st = kn_error_context(ts, "step %d tactic 0", i); } continue; }
+            if (ms < best_ms) { best_ms = ms; best = t; }
+        }
+        if (st != KILN_OK) break;
+        if (best < 0) { st = kn_node_error(a.node, KILN_ERR_DEVICE, "no tactic of kernel %s ran", k->name); break; }
+        step->tactic = best;
+        step->tactic_ms = best_ms;
+        timed++;
+        if (KN_GROW(tc.e, tc.cap, tc.n + 1) == KILN_OK) { tc.e[tc.n++] = (kn_tc_entry){key, best, best_ms}; tc.dirty = 1; }
+        if (c->verbose || kn_now_ms() - t_last > 2000) { /* progress on long builds */
+            fprintf(stderr, "kiln: timing tactics: step %d/%d (%s)\n", i + 1, m->part.n_steps, k->name);
+            t_last = kn_now_ms();
+        }
+    }
+    kn_free(ref); kn_free(got);
+    if (st == KILN_OK && c->timing_cache && tc.dirty) kn_tc_save(&tc, c->timing_cache);
+    if (c->verbose)
+        KN_INFO("tactics: %d steps timed, %d from the timing cache, %.1f ms", timed, cached, kn_now_ms() - t_start);
+    kn_free(tc.e);
+    kiln_session_free(s);
+    return st;
+}

@@ -1,0 +1,53 @@
+/* The runtime: sessions, shape instances and the CUDA-graph manager. Written once above the
+ * backend interface and tested on both backends (DESIGN decision 3). */
+#ifndef KILN_RUNTIME_H
+#define KILN_RUNTIME_H
+
+#include "build/module.h"
+
+/* Everything prepared for one input-shape signature: concrete shapes, step arguments with
+ * resolved pointers, kernel states, and the graphs recorded for it. Every instance of a session
+ * uses the same arena addresses (one plan at the profile's max shape), so recording a shape costs
+ * graph objects, not activations. */
+typedef struct kn_instance {
+    int64_t *sig;        /* dims of every input, concatenated */
+    int sig_len;
+    kn_shapes shapes;
+    kn_tensor *vals;     /* per value, data resolved */
+    kn_tensor *io;       /* per step: inputs then outputs */
+    kn_kernel_args *args; /* per step */
+    void **kstate;       /* per step */
+    void **dev_host;     /* per value: a device copy of a host-known value read as data */
+    void *whole;         /* graph of the whole module (WHOLE mode) */
+    void **block;        /* per segment: graph of an engine block (PER_BLOCK mode) */
+    int warm_whole, *warm_block;
+    int failed_whole, *failed_block; /* capture failed: run eagerly from now on */
+    uint64_t last_used;
+} kn_instance;
+
+struct kiln_session {
+    const kiln_module *m;
+    const kn_backend *be;
+    void *ctx;
+    char *arena;
+    kn_instance **cache;
+    int n_cache, cap_cache;
+    int max_graphs;
+    int warmup;
+    kiln_cudagraphs_mode mode;
+    kiln_cudagraphs_mode scope_stack[16];
+    int scope_depth;
+    kiln_cudagraphs_mode last_mode;
+    uint64_t clock;
+    kiln_counters counters;
+};
+
+/* The instance for these input dims (made and prepared on a miss, outside any capture). */
+kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_RANK], kn_instance **out);
+/* Runs every step eagerly (no graphs). */
+kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count);
+
+/* Times the tactics of every step that offers more than one, at the opt shape (src/build/tactics.c). */
+kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c);
+
+#endif
