@@ -249,11 +249,28 @@ static kiln_status kn_onnx_apply_type(kn_onnx_ctx *c, int v, const Onnx__TypePro
         const Onnx__TensorShapeProto__Dimension *d = sp->dim[i];
         dims[i] = (kn_dim){-1, -1};
         if (!d) continue;
-        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0)
+        if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0) {
+            if (d->dim_value > ((int64_t)1 << 40)) {
+                if (strict)
+                    return kn_error(KILN_ERR_PARSE, "%s '%s': dim %zu = %lld is implausibly large", what, name,
+                                    i, (long long)d->dim_value);
+                return KILN_OK;
+            }
             dims[i].v = d->dim_value;
+        }
         else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param &&
                  *d->dim_param)
             KN_TRY(kn_graph_add_sym(g, d->dim_param, &dims[i].sym));
+    }
+    int64_t numel = 1; /* of the known dims: keeps later products from overflowing */
+    for (size_t i = 0; i < sp->n_dim; i++) {
+        if (dims[i].v < 0) continue;
+        if (dims[i].v && numel > ((int64_t)1 << 48) / dims[i].v) {
+            if (strict)
+                return kn_error(KILN_ERR_PARSE, "%s '%s' has implausibly large dims", what, name);
+            return KILN_OK;
+        }
+        numel *= dims[i].v ? dims[i].v : 1;
     }
     kn_value *val = &g->values[v];
     val->dtype = dt;

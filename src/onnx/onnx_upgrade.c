@@ -277,9 +277,10 @@ static kiln_status kn_upgrade_upsample(kn_onnx_ctx *c, int k, int is_upsample) {
     const char *mode = kn_attr_s(&g->nodes[k], "mode", "nearest");
     if (strcmp(mode, "nearest") && strcmp(mode, "linear") && strcmp(mode, "bilinear"))
         return kn_node_error(&g->nodes[k], KILN_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
-    KN_TRY(kn_set_attr_str(g, k, "mode", strcmp(mode, "nearest") ? "linear" : "nearest"));
+    int nearest = !strcmp(mode, "nearest"); /* mode points into the attribute replaced next */
+    KN_TRY(kn_set_attr_str(g, k, "mode", nearest ? "nearest" : "linear"));
     KN_TRY(kn_set_attr_str(g, k, "coordinate_transformation_mode", "asymmetric"));
-    if (!strcmp(mode, "nearest")) KN_TRY(kn_set_attr_str(g, k, "nearest_mode", "floor"));
+    if (nearest) KN_TRY(kn_set_attr_str(g, k, "nearest_mode", "floor"));
     return KILN_OK;
 }
 
