@@ -67,5 +67,10 @@ kiln_status kn_norm_axis(const kn_node *n, int64_t axis, int rank, int *out);
 kiln_status kn_expect_float(const kn_node *n, const kn_tensor *t, const char *what);
 /* Sets out[0] = same dtype and dims as in[k]. */
 void kn_infer_same_as(kn_infer_ctx *ctx, int k);
+/* ReduceMean/Sum/Max/Min: the reduced axes of a rank-`rank` input as a bit mask, from the axes
+ * input (`axes`, read through its `host` pointer; NULL or not present when omitted) or else the
+ * opset < 18 "axes" attribute. No axes means all, or the identity (*noop = 1) when the node has
+ * noop_with_empty_axes = 1. Errors name the node: axes out of range, repeated, not host-known. */
+kiln_status kn_reduce_mask(const kn_node *n, const kn_tensor *axes, int rank, uint32_t *mask, int *noop);
 
 #endif
