@@ -12,6 +12,7 @@
 #include "cli.h"
 
 #include "ir/ir.h"
+#include "ops/ops.h"
 #include "onnx/onnx.pb-c.h"
 #include "onnx/onnx_import.h"
 
@@ -275,24 +276,312 @@ static int kc_match(char **names, int n, const char *name, int pos) {
     return pos < n ? pos : -1;
 }
 
+/* ---- inputs kiln needs before the run ----------------------------------------------------------
+ * Many node tests feed shape parameters (Reshape's shape, Expand's shape, reduction axes, Pad's pads,
+ * Range's bounds) as graph inputs, while kiln reads them on the host at build time, as TensorRT does
+ * with shape tensors. The runner binds such inputs to the data set's values as initializers: it
+ * finds the graph inputs that reach a host-read input slot (through ops evaluated on the host;
+ * Shape only reads dims), and rewrites the model per data set. Such passes are reported with the
+ * names of the bound inputs. */
+
+typedef struct kc_model {
+    Onnx__ModelProto *m;
+    void *bytes;
+    size_t size;
+    char **inputs;  /* graph inputs that are not initializers, in order (borrowed from m) */
+    int n_inputs;
+    char *frozen;   /* per entry of inputs: bound to the data set's value */
+    int n_frozen;
+} kc_model;
+
+static void kc_model_free(kc_model *k) {
+    if (k->m) onnx__model_proto__free_unpacked(k->m, NULL);
+    kn_free(k->bytes);
+    free(k->inputs);
+    free(k->frozen);
+    memset(k, 0, sizeof *k);
+}
+
+static int kc_input_index(const kc_model *k, const char *name) {
+    for (int i = 0; i < k->n_inputs; i++)
+        if (!strcmp(k->inputs[i], name)) return i;
+    return -1;
+}
+
+/* Reads the model's protobuf and finds the inputs to bind. Returns 0 when it cannot (the import
+ * will then report the problem). */
+static int kc_model_scan(const char *path, kc_model *k) {
+    memset(k, 0, sizeof *k);
+    if (kn_onnx_read_file(path, &k->bytes, &k->size) != KILN_OK) return 0;
+    k->m = onnx__model_proto__unpack(NULL, k->size, k->bytes);
+    if (!k->m || !k->m->graph) return 0;
+    const Onnx__GraphProto *g = k->m->graph;
+    k->inputs = calloc(g->n_input + 1, sizeof *k->inputs);
+    k->frozen = calloc(g->n_input + 1, 1);
+    if (!k->inputs || !k->frozen) return 0;
+    for (size_t i = 0; i < g->n_input; i++) {
+        const char *nm = g->input[i]->name;
+        int init = 0;
+        for (size_t j = 0; j < g->n_initializer && !init; j++) init = nm && g->initializer[j]->name && !strcmp(nm, g->initializer[j]->name);
+        if (nm && !init) k->inputs[k->n_inputs++] = g->input[i]->name;
+    }
+    /* values needed on the host, found backwards from the host-read slots */
+    size_t cap = 64, n = 0;
+    const char **need = malloc(cap * sizeof *need);
+    if (!need) return 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *np = g->node[i];
+        if (!np->op_type || (np->domain && *np->domain && strcmp(np->domain, "ai.onnx"))) continue;
+        uint32_t mask;
+        if (!strcmp(np->op_type, "Upsample")) mask = 1u << 1;
+        else {
+            const kn_op_def *d = kn_op_get(kn_op_from_name(np->op_type));
+            mask = d ? d->host_inputs : 0;
+        }
+        for (size_t s = 0; s < np->n_input && s < 32; s++)
+            if ((mask >> s & 1) && np->input[s] && *np->input[s]) {
+                if (n == cap) {
+                    const char **nn = realloc(need, (cap *= 2) * sizeof *nn);
+                    if (!nn) { free(need); return 0; }
+                    need = nn;
+                }
+                need[n++] = np->input[s];
+            }
+    }
+    for (size_t q = 0; q < n; q++) {
+        int gi = kc_input_index(k, need[q]);
+        if (gi >= 0) {
+            if (!k->frozen[gi]) k->n_frozen++;
+            k->frozen[gi] = 1;
+            continue;
+        }
+        for (size_t i = 0; i < g->n_node; i++) { /* its producer is evaluated on the host: so are its inputs */
+            const Onnx__NodeProto *np = g->node[i];
+            int produces = 0;
+            for (size_t o = 0; o < np->n_output && !produces; o++) produces = np->output[o] && !strcmp(np->output[o], need[q]);
+            if (!produces || !np->op_type || !strcmp(np->op_type, "Shape")) continue;
+            for (size_t s = 0; s < np->n_input; s++) {
+                if (!np->input[s] || !*np->input[s]) continue;
+                int dup = 0;
+                for (size_t r = 0; r < n && !dup; r++) dup = !strcmp(need[r], np->input[s]);
+                if (dup) continue;
+                if (n == cap) {
+                    const char **nn = realloc(need, (cap *= 2) * sizeof *nn);
+                    if (!nn) { free(need); return 0; }
+                    need = nn;
+                }
+                need[n++] = np->input[s];
+            }
+        }
+    }
+    free(need);
+    return 1;
+}
+
+/* Imports the model with the frozen inputs made initializers holding set's values. */
+static kiln_status kc_model_load_bound(kc_model *k, const char *test_dir, const kc_set *set, kiln_graph **out) {
+    Onnx__GraphProto *g = k->m->graph;
+    size_t n_in0 = g->n_input, n_init0 = g->n_initializer;
+    Onnx__ValueInfoProto **in0 = g->input;
+    Onnx__TensorProto **init0 = g->initializer;
+    Onnx__ValueInfoProto **in = calloc(n_in0 + 1, sizeof *in);
+    Onnx__TensorProto **init = calloc(n_init0 + (size_t)k->n_frozen + 1, sizeof *init);
+    Onnx__TensorProto *extra = calloc((size_t)k->n_frozen + 1, sizeof *extra);
+    kiln_status st = KILN_OK;
+    if (!in || !init || !extra) st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+    size_t ni = 0, nz = n_init0;
+    if (st == KILN_OK && n_init0) memcpy(init, init0, n_init0 * sizeof *init);
+    for (size_t i = 0; i < n_in0 && st == KILN_OK; i++) {
+        int gi = kc_input_index(k, in0[i]->name ? in0[i]->name : "");
+        if (gi < 0 || !k->frozen[gi]) {
+            in[ni++] = in0[i];
+            continue;
+        }
+        int j = kc_match(set->in_names, set->n_in, k->inputs[gi], gi);
+        if (j < 0) {
+            st = kn_error(KILN_ERR_NOT_FOUND, "no data for input '%s'", k->inputs[gi]);
+            break;
+        }
+        const kn_host_tensor *t = set->in[j];
+        Onnx__TensorProto *tp = &extra[nz - n_init0];
+        onnx__tensor_proto__init(tp);
+        tp->name = k->inputs[gi];
+        tp->has_data_type = 1;
+        tp->data_type = kn_onnx_code(t->dtype);
+        tp->n_dims = (size_t)t->rank;
+        tp->dims = (int64_t *)t->dims;
+        tp->has_raw_data = 1;
+        tp->raw_data.len = (size_t)kn_host_numel(t) * kiln_dtype_size(t->dtype);
+        tp->raw_data.data = t->data;
+        init[nz++] = tp;
+    }
+    if (st == KILN_OK) {
+        g->input = in;
+        g->n_input = ni;
+        g->initializer = init;
+        g->n_initializer = nz;
+        size_t size = onnx__model_proto__get_packed_size(k->m);
+        uint8_t *buf = malloc(size ? size : 1);
+        if (!buf) st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of memory");
+        else {
+            onnx__model_proto__pack(k->m, buf);
+            st = kiln_graph_load_onnx_memory(buf, size, test_dir, out);
+            free(buf);
+        }
+        g->input = in0;
+        g->n_input = n_in0;
+        g->initializer = init0;
+        g->n_initializer = n_init0;
+    }
+    free(in);
+    free(init);
+    free(extra);
+    return st;
+}
+
 static int kc_is_skip(kiln_status st) { return st == KILN_ERR_UNSUPPORTED || st == KILN_ERR_DTYPE; }
+
+/* Compiles `graph` for the shapes of data sets [first, last) and checks each of them. */
+static kc_outcome kc_run_sets(const kc_opts *o, const kc_model *km, kiln_graph *graph, char **set_names,
+                              kc_set *data, int first, int last, char *msg, size_t cap) {
+    kc_outcome res = KC_FAIL;
+    kiln_module *mod = NULL;
+    kiln_session *sess = NULL;
+    kiln_tensor *ins = NULL, *outs = NULL;
+    void **bufs = NULL;
+    kiln_io_info *oinfo = NULL;
+    const kn_graph *g = &graph->g;
+    kiln_input_profile *prof = calloc((size_t)g->n_inputs + 1, sizeof *prof);
+    if (!prof) { snprintf(msg, cap, "out of memory"); goto done; }
+    /* profiles: the static shapes of the test inputs (min/max over the data sets) */
+    for (int k = 0; k < g->n_inputs; k++) {
+        const kn_value *v = &g->values[g->inputs[k]];
+        int pos = kc_input_index(km, v->name);
+        prof[k].name = v->name;
+        prof[k].rank = v->rank;
+        for (int s = first; s < last; s++) {
+            int j = kc_match(data[s].in_names, data[s].n_in, v->name, pos >= 0 ? pos : k);
+            if (j < 0) {
+                snprintf(msg, cap, "%s has no tensor for input '%s'", set_names[s], v->name);
+                goto done;
+            }
+            const kn_host_tensor *t = data[s].in[j];
+            if (t->rank != v->rank || t->dtype != v->dtype) {
+                char a[128];
+                snprintf(msg, cap, "%s: input '%s' is %s[%s], the model declares %s of rank %d", set_names[s],
+                         v->name, kiln_dtype_name(t->dtype), kn_dims_str(t->rank, t->dims, a, sizeof a),
+                         kiln_dtype_name(v->dtype), v->rank);
+                goto done;
+            }
+            for (int d = 0; d < t->rank; d++) {
+                if (s == first || t->dims[d] < prof[k].min[d]) prof[k].min[d] = t->dims[d];
+                if (s == first || t->dims[d] > prof[k].max[d]) prof[k].max[d] = t->dims[d];
+                if (s == first) prof[k].opt[d] = t->dims[d];
+            }
+        }
+    }
+    kiln_build_config cfg;
+    kiln_build_config_init(&cfg);
+    cfg.device = o->device;
+    cfg.profiles = prof;
+    cfg.num_profiles = g->n_inputs;
+    cfg.min_block_size = o->min_block_size;
+    kiln_status st = kiln_compile(graph, &cfg, &mod);
+    if (st != KILN_OK) {
+        snprintf(msg, cap, "compile: %s", kiln_last_error());
+        res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
+        goto done;
+    }
+    if (kiln_session_create(mod, &sess) != KILN_OK) {
+        snprintf(msg, cap, "session: %s", kiln_last_error());
+        goto done;
+    }
+    int n_in = kiln_module_num_inputs(mod), n_out = kiln_module_num_outputs(mod);
+    ins = calloc((size_t)n_in + 1, sizeof *ins);
+    outs = calloc((size_t)n_out + 1, sizeof *outs);
+    bufs = calloc((size_t)n_out + 1, sizeof *bufs);
+    oinfo = calloc((size_t)n_out + 1, sizeof *oinfo);
+    if (!ins || !outs || !bufs || !oinfo) { snprintf(msg, cap, "out of memory"); goto done; }
+    for (int k = 0; k < n_out; k++) {
+        if (kiln_module_output_info(mod, k, &oinfo[k]) != KILN_OK) {
+            snprintf(msg, cap, "output info %d: %s", k, kiln_last_error());
+            goto done;
+        }
+        int64_t n = 1;
+        for (int d = 0; d < oinfo[k].rank; d++) n *= oinfo[k].max[d] > 0 ? oinfo[k].max[d] : 1;
+        size_t es = kiln_dtype_size(oinfo[k].dtype);
+        bufs[k] = calloc((size_t)n * (es ? es : 8) + 64, 1);
+        if (!bufs[k]) { snprintf(msg, cap, "out of memory"); goto done; }
+    }
+    for (int s = first; s < last; s++) {
+        for (int k = 0; k < n_in; k++) {
+            kiln_io_info info;
+            if (kiln_module_input_info(mod, k, &info) != KILN_OK) {
+                snprintf(msg, cap, "input info %d: %s", k, kiln_last_error());
+                goto done;
+            }
+            int pos = kc_input_index(km, info.name);
+            int j = kc_match(data[s].in_names, data[s].n_in, info.name, pos >= 0 ? pos : k);
+            if (j < 0) {
+                snprintf(msg, cap, "%s has no tensor for input '%s'", set_names[s], info.name);
+                goto done;
+            }
+            const kn_host_tensor *t = data[s].in[j];
+            ins[k] = (kiln_tensor){.data = t->data, .dtype = t->dtype, .rank = t->rank, .device = KILN_DEVICE_CPU};
+            memcpy(ins[k].dims, t->dims, sizeof ins[k].dims);
+        }
+        for (int k = 0; k < n_out; k++) outs[k] = (kiln_tensor){.data = bufs[k], .device = KILN_DEVICE_CPU};
+        st = kiln_session_run(sess, ins, n_in, outs, n_out);
+        if (st != KILN_OK) {
+            snprintf(msg, cap, "%s: run: %s", set_names[s], kiln_last_error());
+            res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
+            goto done;
+        }
+        if (data[s].n_out != n_out) {
+            snprintf(msg, cap, "%s has %d expected outputs, the module %d", set_names[s], data[s].n_out, n_out);
+            goto done;
+        }
+        for (int k = 0; k < n_out; k++) {
+            int j = kc_match(data[s].out_names, data[s].n_out, oinfo[k].name, k);
+            char m2[KC_MSG - 64];
+            if (!kc_compare(oinfo[k].name, &outs[k], data[s].out[j], m2, sizeof m2)) {
+                snprintf(msg, cap, "%s: %s", set_names[s], m2);
+                goto done;
+            }
+        }
+    }
+    res = KC_PASS;
+done:
+    if (bufs) for (int k = 0; oinfo && k < kiln_module_num_outputs(mod); k++) free(bufs[k]);
+    free(bufs);
+    free(oinfo);
+    free(ins);
+    free(outs);
+    free(prof);
+    kiln_session_free(sess);
+    kiln_module_free(mod);
+    return res;
+}
 
 static kc_outcome kc_run_test(const kc_opts *o, const char *test_dir, char *msg, size_t cap) {
     kc_outcome res = KC_FAIL;
     kiln_graph *graph = NULL;
-    kiln_module *mod = NULL;
-    kiln_session *sess = NULL;
     char **sets = NULL;
     int n_sets = 0;
     kc_set *data = NULL;
-    kiln_input_profile *prof = NULL;
-    kiln_tensor *ins = NULL, *outs = NULL;
+    kc_model km = {0};
     char *model = kc_join(test_dir, "model.onnx");
-    kiln_status st = model ? kiln_graph_load_onnx(model, &graph) : KILN_ERR_OUT_OF_MEMORY;
-    free(model);
-    if (st != KILN_OK) {
-        snprintf(msg, cap, "import: %s", kiln_last_error());
-        res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
+    int scanned = model && kc_model_scan(model, &km);
+    if (!scanned || km.n_frozen == 0) {
+        kiln_status st = model ? kiln_graph_load_onnx(model, &graph) : KILN_ERR_OUT_OF_MEMORY;
+        if (st != KILN_OK) {
+            snprintf(msg, cap, "import: %s", kiln_last_error());
+            res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
+            goto done;
+        }
+    }
+    if (!scanned) { /* imported, though protobuf-c could not read it here: should not happen */
+        snprintf(msg, cap, "the runner cannot read the model's protobuf");
         goto done;
     }
     n_sets = kc_list(test_dir, "test_data_set_", 1, &sets);
@@ -305,7 +594,7 @@ static kc_outcome kc_run_test(const kc_opts *o, const char *test_dir, char *msg,
     if (!data) { snprintf(msg, cap, "out of memory"); goto done; }
     for (int s = 0; s < n_sets; s++) {
         char *p = kc_join(test_dir, sets[s]);
-        st = p ? kc_set_load(p, &data[s]) : KILN_ERR_OUT_OF_MEMORY;
+        kiln_status st = p ? kc_set_load(p, &data[s]) : KILN_ERR_OUT_OF_MEMORY;
         free(p);
         if (st != KILN_OK) {
             snprintf(msg, cap, "%s: %s", sets[s], kiln_last_error());
@@ -313,132 +602,35 @@ static kc_outcome kc_run_test(const kc_opts *o, const char *test_dir, char *msg,
             goto done;
         }
     }
-
-    /* profiles: the static shapes of the test inputs (min/max over the data sets) */
-    const kn_graph *g = &graph->g;
-    prof = calloc((size_t)g->n_inputs + 1, sizeof *prof);
-    if (!prof) { snprintf(msg, cap, "out of memory"); goto done; }
-    for (int k = 0; k < g->n_inputs; k++) {
-        const kn_value *v = &g->values[g->inputs[k]];
-        prof[k].name = v->name;
-        prof[k].rank = v->rank;
+    if (km.n_frozen == 0) {
+        res = kc_run_sets(o, &km, graph, sets, data, 0, n_sets, msg, cap);
+    } else { /* one build per data set, its shape inputs bound */
         for (int s = 0; s < n_sets; s++) {
-            int j = kc_match(data[s].in_names, data[s].n_in, v->name, k);
-            if (j < 0) {
-                snprintf(msg, cap, "%s has no tensor for input '%s'", sets[s], v->name);
+            kiln_status st = kc_model_load_bound(&km, test_dir, &data[s], &graph);
+            if (st != KILN_OK) {
+                snprintf(msg, cap, "import (%s bound): %s", sets[s], kiln_last_error());
+                res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
                 goto done;
             }
-            const kn_host_tensor *t = data[s].in[j];
-            if (t->rank != v->rank || t->dtype != v->dtype) {
-                char a[128];
-                snprintf(msg, cap, "%s: input '%s' is %s[%s], the model declares %s of rank %d", sets[s], v->name,
-                         kiln_dtype_name(t->dtype), kn_dims_str(t->rank, t->dims, a, sizeof a),
-                         kiln_dtype_name(v->dtype), v->rank);
-                goto done;
-            }
-            for (int d = 0; d < t->rank; d++) {
-                if (s == 0 || t->dims[d] < prof[k].min[d]) prof[k].min[d] = t->dims[d];
-                if (s == 0 || t->dims[d] > prof[k].max[d]) prof[k].max[d] = t->dims[d];
-                if (s == 0) prof[k].opt[d] = t->dims[d];
-            }
+            res = kc_run_sets(o, &km, graph, sets, data, s, s + 1, msg, cap);
+            kiln_graph_free(graph);
+            graph = NULL;
+            if (res != KC_PASS) goto done;
         }
     }
-    kiln_build_config cfg;
-    kiln_build_config_init(&cfg);
-    cfg.device = o->device;
-    cfg.profiles = prof;
-    cfg.num_profiles = g->n_inputs;
-    cfg.min_block_size = o->min_block_size;
-    st = kiln_compile(graph, &cfg, &mod);
-    if (st != KILN_OK) {
-        snprintf(msg, cap, "compile: %s", kiln_last_error());
-        res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
-        goto done;
-    }
-    st = kiln_session_create(mod, &sess);
-    if (st != KILN_OK) {
-        snprintf(msg, cap, "session: %s", kiln_last_error());
-        goto done;
-    }
-    int n_in = kiln_module_num_inputs(mod), n_out = kiln_module_num_outputs(mod);
-    ins = calloc((size_t)n_in + 1, sizeof *ins);
-    outs = calloc((size_t)n_out + 1, sizeof *outs);
-    void **bufs = calloc((size_t)n_out + 1, sizeof *bufs);
-    kiln_io_info *oinfo = calloc((size_t)n_out + 1, sizeof *oinfo);
-    if (!ins || !outs || !bufs || !oinfo) {
-        free(bufs); free(oinfo);
-        snprintf(msg, cap, "out of memory");
-        goto done;
-    }
-    int ok = 1;
-    for (int k = 0; k < n_out && ok; k++) {
-        if (kiln_module_output_info(mod, k, &oinfo[k]) != KILN_OK) {
-            snprintf(msg, cap, "output info %d: %s", k, kiln_last_error());
-            ok = 0;
-            break;
-        }
-        int64_t n = 1;
-        for (int d = 0; d < oinfo[k].rank; d++) n *= oinfo[k].max[d] > 0 ? oinfo[k].max[d] : 1;
-        bufs[k] = calloc((size_t)n * (kiln_dtype_size(oinfo[k].dtype) ? kiln_dtype_size(oinfo[k].dtype) : 8) + 64, 1);
-        if (!bufs[k]) { snprintf(msg, cap, "out of memory"); ok = 0; }
-    }
-    for (int s = 0; s < n_sets && ok; s++) {
-        for (int k = 0; k < n_in && ok; k++) {
-            kiln_io_info info;
-            if (kiln_module_input_info(mod, k, &info) != KILN_OK) {
-                snprintf(msg, cap, "input info %d: %s", k, kiln_last_error());
-                ok = 0;
-                break;
-            }
-            int j = kc_match(data[s].in_names, data[s].n_in, info.name, k);
-            if (j < 0) {
-                snprintf(msg, cap, "%s has no tensor for input '%s'", sets[s], info.name);
-                ok = 0;
-                break;
-            }
-            const kn_host_tensor *t = data[s].in[j];
-            ins[k] = (kiln_tensor){.data = t->data, .dtype = t->dtype, .rank = t->rank, .device = KILN_DEVICE_CPU};
-            memcpy(ins[k].dims, t->dims, sizeof ins[k].dims);
-        }
-        if (!ok) break;
-        for (int k = 0; k < n_out; k++) outs[k] = (kiln_tensor){.data = bufs[k], .device = KILN_DEVICE_CPU};
-        st = kiln_session_run(sess, ins, n_in, outs, n_out);
-        if (st != KILN_OK) {
-            snprintf(msg, cap, "%s: run: %s", sets[s], kiln_last_error());
-            res = kc_is_skip(st) ? KC_SKIP : KC_FAIL;
-            ok = 0;
-            break;
-        }
-        if (data[s].n_out != n_out) {
-            snprintf(msg, cap, "%s has %d expected outputs, the module %d", sets[s], data[s].n_out, n_out);
-            ok = 0;
-            break;
-        }
-        for (int k = 0; k < n_out && ok; k++) {
-            int j = kc_match(data[s].out_names, data[s].n_out, oinfo[k].name, k);
-            char m2[KC_MSG - 64];
-            if (!kc_compare(oinfo[k].name, &outs[k], data[s].out[j], m2, sizeof m2)) {
-                snprintf(msg, cap, "%s: %s", sets[s], m2);
-                ok = 0;
-            }
-        }
-    }
-    for (int k = 0; k < n_out; k++) free(bufs[k]);
-    free(bufs);
-    free(oinfo);
-    if (ok) {
-        res = KC_PASS;
-        snprintf(msg, cap, "%d data set%s", n_sets, n_sets == 1 ? "" : "s");
+    if (res == KC_PASS) {
+        int len = snprintf(msg, cap, "%d data set%s", n_sets, n_sets == 1 ? "" : "s");
+        for (int i = 0, f = 0; i < km.n_inputs && len > 0 && (size_t)len < cap; i++)
+            if (km.frozen[i])
+                len += snprintf(msg + len, cap - (size_t)len, "%s%s", f++ ? ", " : "; inputs bound at build time: ",
+                                km.inputs[i]);
     }
 done:
-    free(ins);
-    free(outs);
-    free(prof);
     if (data) for (int s = 0; s < n_sets; s++) kc_set_free(&data[s]);
     free(data);
     if (n_sets > 0) kc_free_list(sets, n_sets);
-    kiln_session_free(sess);
-    kiln_module_free(mod);
+    kc_model_free(&km);
+    free(model);
     kiln_graph_free(graph);
     return res;
 }
