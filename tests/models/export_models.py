@@ -31,12 +31,30 @@ class Encoder(torch.nn.Module):
         return self.enc(x)
 
 
+def calibrate_batchnorm(net, shape):
+    """Random init leaves BatchNorm's running statistics at mean 0, variance 1, so activations
+    shrink layer after layer (mobilenet_v2's logits come out near 1e-9). One training-mode pass on
+    seeded data with momentum 1 sets them to real batch statistics, keeping activations near unit
+    scale, so the comparison sees every layer."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    for m in bns:
+        m.momentum = 1.0
+    net.train()
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        net(torch.rand((4,) + shape, generator=gen) * 2 - 1)
+
+
 def build(name):
     torch.manual_seed(0)
     if name == "transformer":
         return Encoder(), (16, 64), TRANSFORMER_OPSET
     ctor = getattr(torchvision.models, name)
-    return ctor(weights=None), (3, 224, 224), CNN_OPSET
+    net = ctor(weights=None)
+    calibrate_batchnorm(net, (3, 224, 224))
+    return net, (3, 224, 224), CNN_OPSET
 
 
 MODELS = ["resnet18", "resnet50", "mobilenet_v2", "squeezenet1_1", "densenet121", "efficientnet_b0",
