@@ -104,6 +104,7 @@ kiln_status kiln_graph_add_node(kiln_graph *graph, const char *op_type, const ch
     }
     for (int o = 0; o < num_outputs; o++) {
         if (!outputs[o] || !*outputs[o]) { out[o] = -1; continue; }
+        out[o] = 0; /* named: created below once every check passed */
         if (kn_graph_find_value(g, outputs[o]) >= 0)
             return kn_error(KILN_ERR_INVALID_ARGUMENT, "%s '%s': output '%s' is already defined",
                             op_type, label, outputs[o]);
@@ -113,7 +114,7 @@ kiln_status kiln_graph_add_node(kiln_graph *graph, const char *op_type, const ch
                                 op_type, label, outputs[o]);
     }
     for (int o = 0; o < num_outputs; o++)
-        if (out[o] != -1 || (outputs[o] && *outputs[o])) KN_TRY(kn_graph_new_value(g, outputs[o], &out[o]));
+        if (out[o] != -1) KN_TRY(kn_graph_new_value(g, outputs[o], &out[o]));
     int k;
     KN_TRY(kn_graph_new_node(g, op, name, num_inputs, in, num_outputs, out, &k));
     for (int a = 0; a < num_attrs; a++) {

@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""kiln against PyTorch on one GPU, in one run.
+
+Exports torchvision resnet18, resnet50, mobilenet_v2, efficientnet_b0 and a transformer encoder
+(seeded random weights, dynamic batch) to ONNX, then for each (model, precision, batch) row
+measures, on the same card and in the same run:
+  PyTorch eager, eager + torch.cuda.CUDAGraph, torch.compile(mode="reduce-overhead") (selected
+  rows: it compiles for minutes), and kiln with CUDA graphs off and on (`kiln bench`, the C tool,
+  so no Python overhead is counted for kiln).
+Timing: CUDA events, median of many runs after warm-up; fp16 peers use channels_last and
+cudnn.benchmark, as in PEERS.md. Writes bench/RESULTS.md (and a JSON of every number).
+
+usage: python3 bench/bench.py --kiln build-gpu/kiln [--quick] [--out bench/RESULTS.md]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (model, precision, batches, torch.compile batches)
+FULL_MATRIX = [
+    ("resnet18", "fp16", [1, 8, 16, 64, 256], [1, 16]),
+    ("resnet18", "fp32", [1, 8, 16, 64, 256], [1]),
+    ("resnet18", "tf32", [1, 8, 16, 64, 256], []),
+    ("resnet50", "fp16", [1, 8, 16, 64, 256], [1]),
+    ("resnet50", "fp32", [1, 16, 256], []),
+    ("resnet50", "tf32", [1, 16, 256], []),
+    ("mobilenet_v2", "fp16", [1, 8, 16, 64, 256], [1]),
+    ("mobilenet_v2", "fp32", [1, 16, 256], []),
+    ("efficientnet_b0", "fp16", [1, 16, 256], []),
+    ("efficientnet_b0", "fp32", [1, 16], []),
+    ("transformer", "fp16", [1, 16, 64], []),
+    ("transformer", "fp32", [1, 16, 64], []),
+]
+QUICK_MATRIX = [
+    ("resnet18", "fp16", [1, 16, 256], [1]),
+    ("resnet18", "fp32", [1, 16], []),
+    ("resnet18", "tf32", [1, 16], []),
+    ("resnet50", "fp16", [1, 256], []),
+    ("mobilenet_v2", "fp16", [1], []),
+]
+
+
+class Encoder(torch.nn.Module):
+    """A 2-layer TransformerEncoder on [batch, 128, 256] sequences."""
+
+    def __init__(self):
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(d_model=256, nhead=8, dim_feedforward=1024, batch_first=True)
+        self.enc = torch.nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.enc(x)
+
+
+def make_model(name):
+    torch.manual_seed(0)
+    if name == "transformer":
+        return Encoder().eval(), (128, 256)
+    ctor = getattr(torchvision.models, name)
+    return ctor(weights=None).eval(), (3, 224, 224)
+
+
+def export(name, model, item_shape, path):
+    x = torch.randn(2, *item_shape)
+    torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+
+
+def set_precision_flags(prec):
+    tf32 = prec == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = True
+
+
+def time_fn(fn, warmup=10, iters=100, max_s=3.0):
+    """Median ms of fn() by CUDA events, after warm-up; fewer iterations if one run is slow."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.time()
+    fn()
+    torch.cuda.synchronize()
+    one = max(time.time() - t0, 1e-6)
+    iters = max(10, min(iters, int(max_s / one)))
+    times = []
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for _ in range(iters):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def peers(model, item_shape, prec, batch, with_compile):
+    dev = torch.device("cuda")
+    dtype = torch.float16 if prec == "fp16" else torch.float32
+    m = model.to(dev, dtype)
+    x = torch.randn(batch, *item_shape, device=dev, dtype=dtype)
+    if prec == "fp16" and len(item_shape) == 3:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = {}
+    with torch.inference_mode():
+        out["eager"] = time_fn(lambda: m(x))
+        # eager + CUDA graph: capture once on a side stream, replay
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                m(x)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            y = m(x)
+        out["eager_graph"] = time_fn(g.replay)
+        del g, y
+        if with_compile:
+            try:
+                cm = torch.compile(m, mode="reduce-overhead")
+                for _ in range(3):
+                    cm(x)
+                out["compile_ro"] = time_fn(lambda: cm(x))
+            except Exception as e:  # a peer that fails is reported, not fatal
+                out["compile_ro_error"] = str(e)[:200]
+    return out
+
+
+def kiln_bench(kiln, onnx_path, prec, batch, item_shape, cache, duration):
+    shape = "x".join(str(d) for d in (batch, *item_shape))
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        js = f.name
+    cmd = [kiln, "bench", onnx_path, "--shapes", f"x:{shape}", f"--{prec}", "--device", "cuda",
+           "--cudagraphs", "all", "--duration-s", str(duration), "--timing-cache", cache, "--json", js]
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - t0
+    if p.returncode != 0:
+        return {"error": (p.stderr or p.stdout).strip()[-400:], "cmd": " ".join(cmd)}
+    with open(js) as f:
+        data = json.load(f)
+    os.unlink(js)
+    res = {"cmd": " ".join(cmd), "wall_s": wall}
+    for r in data.get("runs", []):
+        res[r["cudagraphs"]] = r["latency_ms"]["median"]
+    return res
+
+
+def versions():
+    props = torch.cuda.get_device_properties(0)
+    v = {
+        "card": props.name,
+        "sms": props.multi_processor_count,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "python": platform.python_version(),
+    }
+    try:
+        v["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                     capture_output=True, text=True).stdout.strip()
+    except OSError:
+        v["driver"] = "?"
+    return v
+
+
+def fmt(x):
+    return "" if x is None else f"{x:.3f}"
+
+
+def write_results(path, rows, ver, cmdline):
+    lines = [
+        "# kiln vs PyTorch: results",
+        "",
+        f"Produced by `{cmdline}` on {datetime.date.today()}.",
+        f"Card: {ver['card']} ({ver['sms']} SMs), driver {ver['driver']}, CUDA {ver['cuda']}, "
+        f"cuDNN {ver['cudnn']}, PyTorch {ver['torch']}.",
+        "",
+        "Latency in ms per batch, median of many runs (CUDA events for PyTorch, `kiln bench` for kiln:",
+        "session run + synchronize, inputs in a runtime slot). Random weights (seed 0), random inputs.",
+        "`ratio` = kiln with graphs / best peer (below 1: kiln is faster).",
+        "",
+        "| model | prec | batch | eager | eager + CUDA graph | torch.compile r-o | kiln off | kiln block | kiln whole | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        p, k = r["peers"], r["kiln"]
+        best_peer = min(v for key, v in p.items() if isinstance(v, float))
+        kg = min([k[m] for m in ("block", "whole") if isinstance(k.get(m), float)] or [float("nan")])
+        ratio = kg / best_peer if best_peer else float("nan")
+        if "error" in k:
+            kcells = f"error: {k['error'][:80]} | | "
+        else:
+            kcells = f"{fmt(k.get('off'))} | {fmt(k.get('block'))} | {fmt(k.get('whole'))}"
+        lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(p.get('eager'))} | "
+                     f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {ratio:.2f} |")
+    lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kiln", required=True, help="path of the kiln tool built with CUDA")
+    ap.add_argument("--quick", action="store_true", help="a smaller matrix for a short device lease")
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--duration", type=float, default=1.0, help="seconds per kiln mode")
+    ap.add_argument("--models", default="", help="comma list to restrict the matrix")
+    args = ap.parse_args()
+    matrix = QUICK_MATRIX if args.quick else FULL_MATRIX
+    if args.models:
+        keep = set(args.models.split(","))
+        matrix = [m for m in matrix if m[0] in keep]
+    work = tempfile.mkdtemp(prefix="kiln-bench-")
+    cache = os.path.join(work, "timing.cache")
+    ver = versions()
+    print(f"card: {ver['card']}, torch {ver['torch']}, cuDNN {ver['cudnn']}", flush=True)
+    rows = []
+    exported = {}
+    for name, prec, batches, compile_batches in matrix:
+        model, item_shape = make_model(name)
+        if name not in exported:
+            path = os.path.join(work, f"{name}.onnx")
+            export(name, model, item_shape, path)
+            exported[name] = path
+        set_precision_flags(prec)
+        for b in batches:
+            p = peers(model, item_shape, prec, b, b in compile_batches)
+            model = model.float().to("cpu")
+            k = kiln_bench(args.kiln, exported[name], prec, b, item_shape, cache, args.duration)
+            row = {"model": name, "prec": prec, "batch": b, "peers": p, "kiln": k}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    write_results(args.out, rows, ver, "python3 bench/bench.py " + " ".join(sys.argv[1:]))
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump({"versions": ver, "rows": rows}, f, indent=1)
+    print(open(args.out).read())
+
+
+if __name__ == "__main__":
+    main()

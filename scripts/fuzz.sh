@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and runs each for SECONDS (default 60), seeded with the
+# ONNX conformance models and engines saved from some of them. Crashes land in build-fuzz/crashes.
+# usage: scripts/fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}
+B=build-fuzz
+cmake -S . -B $B -DCMAKE_C_COMPILER=clang -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build $B -j "$(nproc)" --target fuzz_onnx fuzz_engine kiln_tool >/dev/null
+nodes=../shared/onnx-node-tests/node
+mkdir -p $B/corpus/onnx $B/corpus/engine $B/crashes
+if [ -d "$nodes" ]; then
+  i=0
+  for d in "$nodes"/*/; do
+    i=$((i + 1))
+    [ $((i % 4)) -eq 0 ] || continue   # a quarter of the tests is plenty of variety
+    cp "$d/model.onnx" "$B/corpus/onnx/$(basename "$d").onnx"
+  done
+  for t in test_relu test_add test_conv_with_strides_padding test_gemm_default_no_bias test_maxpool_2d_default \
+           test_reshape_extended_dims test_softmax_axis_1 test_concat_2d_axis_0; do
+    [ -f "$nodes/$t/model.onnx" ] && ASAN_OPTIONS=detect_leaks=0 $B/kiln build "$nodes/$t/model.onnx" --device cpu \
+      -o "$B/corpus/engine/$t.kiln" >/dev/null 2>&1 || true
+  done
+fi
+status=0
+for t in fuzz_onnx fuzz_engine; do
+  corpus=$B/corpus/${t#fuzz_}
+  echo "fuzz: $t for ${secs}s over $(ls "$corpus" | wc -l) seeds"
+  if ! $B/tests/fuzz/$t "$corpus" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 -max_len=1048576 \
+        -artifact_prefix=$B/crashes/$t- -print_final_stats=1 2>$B/$t.log; then
+    echo "fuzz: $t FOUND A FAILURE; see $B/$t.log and $B/crashes/"; tail -30 $B/$t.log; status=1
+  else
+    grep -E "stat::number_of_executed_units|cov:" $B/$t.log | tail -2
+  fi
+done
+exit $status
