@@ -340,7 +340,7 @@ static kiln_status kn_onnx_attr(kn_onnx_ctx *c, int k, const Onnx__AttributeProt
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: a.type = KILN_ATTR_FLOAT; a.f = ap->f; break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: a.type = KILN_ATTR_INT; a.i = ap->i; break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: {
-        if (memchr(ap->s.data, 0, ap->s.len))
+        if (ap->s.len && memchr(ap->s.data, 0, ap->s.len))
             return kn_node_error(n, KILN_ERR_PARSE, "string attribute '%s' holds a NUL byte", ap->name);
         char *s = kn_malloc(ap->s.len + 1);
         if (!s) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -481,6 +481,10 @@ static kiln_status kn_onnx_node(kn_onnx_ctx *c, const Onnx__NodeProto *np, int i
         st = kn_graph_new_value(g, nm, &out[o]);
         if (st == KILN_OK) st = kn_onnx_apply_type(c, out[o], kn_onnx_hint(c, nm), "value", 0);
     }
+    if (st == KILN_OK && def->max_out > 0 && (n_in < def->min_in || n_in > def->max_in || n_out < def->min_out))
+        st = kn_error(KILN_ERR_INVALID_ARGUMENT, "%s '%s' has %d inputs and %d outputs; it takes %d to %d inputs "
+                      "and %d to %d outputs", np->op_type, lb, n_in, n_out, def->min_in, def->max_in,
+                      def->min_out, def->max_out);
     int k = -1;
     if (st == KILN_OK) st = kn_graph_new_node(g, op, np->name && *np->name ? np->name : NULL, n_in, in, n_out, out, &k);
     kn_free(in);

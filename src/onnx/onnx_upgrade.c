@@ -315,7 +315,8 @@ kiln_status kn_onnx_upgrade(kn_onnx_ctx *c, int k, const char *onnx_op) {
         return KILN_OK;
     case KN_OP_Softmax:
     case KN_OP_LogSoftmax:
-        if (c->opset < 13 && n->n_in >= 1 && n->in[0] >= 0) return kn_upgrade_softmax_v1(c, k);
+        if (c->opset < 13 && n->n_in >= 1 && n->in[0] >= 0 && n->n_out >= 1 && n->out[0] >= 0)
+            return kn_upgrade_softmax_v1(c, k);
         return KILN_OK;
     case KN_OP_Resize:
         if (!strcmp(onnx_op, "Upsample")) return kn_upgrade_upsample(c, k, 1);
