@@ -6,8 +6,10 @@
 For each model: OUT_DIR/<name>.onnx (dynamic batch axis), and for batch 1 and 3 seeded inputs and
 PyTorch's outputs as .npy files (<name>.x_b1.npy, <name>.y_b1.npy, ...). Weights are random with
 torch.manual_seed(0) (weights=None: nothing is downloaded). Uses Debian's torch 1.13 and
-torchvision 0.14. Writes OUT_DIR/<name>.done last, so an interrupted export is redone.
+torchvision 0.14. Writes OUT_DIR/<name>.done last, holding a hash of this script, so an
+interrupted export, or one made by another version of the script, is redone.
 """
+import hashlib
 import os
 import sys
 
@@ -76,7 +78,21 @@ def export(name, out):
         y = net(x).detach()
         np.save(os.path.join(out, f"{name}.x_b{b}.npy"), x.numpy().astype(np.float32))
         np.save(os.path.join(out, f"{name}.y_b{b}.npy"), y.numpy().astype(np.float32))
-    open(os.path.join(out, name + ".done"), "w").close()
+    with open(os.path.join(out, name + ".done"), "w") as f:
+        f.write(script_hash())
+
+
+def script_hash():
+    with open(os.path.abspath(__file__), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def is_done(out, name):
+    try:
+        with open(os.path.join(out, name + ".done")) as f:
+            return f.read().strip() == script_hash()
+    except OSError:
+        return False
 
 
 def main():
@@ -88,7 +104,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     torch.set_num_threads(2)
     for name in names:
-        if os.path.exists(os.path.join(out, name + ".done")):
+        if is_done(out, name):
             continue
         print(f"exporting {name}", file=sys.stderr)
         export(name, out)
