@@ -17,12 +17,10 @@ if [ -d "$nodes" ]; then
     [ $((i % 4)) -eq 0 ] || continue   # a quarter of the tests is plenty of variety
     cp "$d/model.onnx" "$B/corpus/onnx/$(basename "$d").onnx"
   done
-  for t in test_relu test_add test_conv_with_strides_padding test_gemm_default_no_bias test_maxpool_2d_default \
-           test_reshape_extended_dims test_softmax_axis_1 test_concat_2d_axis_0; do
-    [ -f "$nodes/$t/model.onnx" ] && ASAN_OPTIONS=detect_leaks=0 $B/kiln build "$nodes/$t/model.onnx" --device cpu \
-      -o "$B/corpus/engine/$t.kiln" >/dev/null 2>&1 || true
-  done
 fi
+# engines saved by the plan tests seed the loader
+cmake -S . -B build-seeds -DKILN_CUDA=OFF >/dev/null && cmake --build build-seeds -j "$(nproc)" --target test_plan >/dev/null
+KILN_TEST_PLAN_SEEDS=$B/corpus/engine build-seeds/tests/test_plan >/dev/null || true
 status=0
 for t in fuzz_onnx fuzz_engine; do
   corpus=$B/corpus/${t#fuzz_}

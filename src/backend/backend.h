@@ -79,8 +79,16 @@ typedef struct kn_backend {
     void (*graph_free)(void *ctx, void *graph);
 
     /* One line naming the device and library versions ("NVIDIA H100 sm_90 cudnn 91900 ..."): keys
-     * the timing cache and is stored in engine files. NULL: the backend name is enough. */
+     * the timing cache and is stored in engine files. NULL: the backend name is enough.
+     * Engine files compare the device part (device name, compute capability) and the library part
+     * (versions of the libraries whose tactics are stored) separately: write the device part
+     * first and the libraries after " | ", e.g. "NVIDIA H100 80GB HBM3 sm_90 | cuda 12040 cudnn
+     * 90100 cublasLt 120400" (without " | ", the library part starts at the first token that
+     * begins with cuda, cudnn, cublas, driver, runtime or openblas). */
     void (*describe)(void *ctx, char *buf, size_t cap);
+    /* The same line without a session, for device `device_index` (engine files check it before
+     * uploading weights). NULL: kiln makes a short-lived session context to call describe. */
+    void (*describe_device)(int device_index, char *buf, size_t cap);
 } kn_backend;
 
 const kn_backend *kn_backend_cpu(void);

@@ -113,7 +113,8 @@ kiln_status kn_shapes_infer(const kn_graph *g, const int *order, int n_order,
 /* ---- static (symbolic) inference by two probes ---------------------------------------------- */
 
 static int64_t kn_probe(const kn_symbol *s, int which, int k) {
-    if (s && s->max != INT64_MAX && s->max > s->min) return which ? s->max : s->min;
+    /* a symbol with a known range probes at its ends; a range of one value is that value */
+    if (s && s->max != INT64_MAX) return which && s->max > s->min ? s->max : s->min;
     return which ? 97 + 2 * k : 64 + 2 * k;
 }
 

@@ -41,27 +41,38 @@ static kiln_status kn_add_segment(kn_partition *p, int *cap, kn_segment_kind kin
     return KILN_OK;
 }
 
+/* The model ops a node stands for: passes that fuse nodes record how many in "kiln.nodes", so
+ * that min_block_size counts the user's ops, as in the model, not what fusion left of them. */
+static int kn_model_ops(const kn_node *n) {
+    int64_t k = kn_attr_i(n, "kiln.nodes", 1);
+    return k < 1 ? 1 : k > 1000000 ? 1000000 : (int)k;
+}
+
 kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, const kn_backend *be,
                                int min_block_size, int require_full_compilation, kn_partition *out) {
     memset(out, 0, sizeof *out);
     kn_step *steps = kn_calloc((size_t)g->n_nodes + 1, sizeof *steps);
     if (!steps) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory partitioning");
+    /* steps follow the node order of the compacted graph (engine files rely on it) */
     int n = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *nd = &g->nodes[i];
         if (nd->dead || (host_node && host_node[i])) continue;
         kn_step *s = &steps[n++];
         s->node = i;
-        if (nd->fallback) s->reason = KN_BREAK_FORCED;
+        if (nd->fallback == 2) s->reason = KN_BREAK_BUILD_FAILED; /* marked by kiln_compile's kernel choice */
+        else if (nd->fallback) s->reason = KN_BREAK_FORCED;
         else if (!be->supports_op(g, nd)) s->reason = KN_BREAK_UNSUPPORTED;
         else s->reason = KN_BREAK_NONE;
     }
-    /* engine runs shorter than min_block_size fall back */
+    /* with require_full_compilation every supported node is compiled, however small its block */
+    if (require_full_compilation) min_block_size = 1;
+    /* engine runs of fewer than min_block_size model ops fall back */
     for (int i = 0; i < n;) {
         if (steps[i].reason != KN_BREAK_NONE) { i++; continue; }
-        int j = i;
-        while (j < n && steps[j].reason == KN_BREAK_NONE) j++;
-        if (j - i < min_block_size)
+        int j = i, ops = 0;
+        while (j < n && steps[j].reason == KN_BREAK_NONE) ops += kn_model_ops(&g->nodes[steps[j++].node]);
+        if (ops < min_block_size)
             for (int k = i; k < j; k++) steps[k].reason = KN_BREAK_SMALL_BLOCK;
         i = j;
     }
@@ -83,18 +94,32 @@ kiln_status kn_partition_build(const kn_graph *g, const uint8_t *host_node, cons
         kn_partition_free(out);
         return st;
     }
-    /* a readable reason per fallback segment */
+    /* a readable reason per fallback segment: each run of steps with one reason, with its nodes */
     for (int s = 0; s < out->n_segments; s++) {
         kn_segment *seg = &out->segments[s];
         if (seg->kind != KN_SEG_FALLBACK) continue;
-        size_t len = 0;
-        for (int k = seg->first; k < seg->first + seg->count && len < sizeof seg->detail - 1; k++) {
-            const kn_node *nd = &g->nodes[steps[k].node];
-            const char *why = steps[k].reason == KN_BREAK_FORCED ? "forced by the user"
-                            : steps[k].reason == KN_BREAK_UNSUPPORTED ? "not supported by the engine"
-                            : "block below min_block_size";
-            len += (size_t)snprintf(seg->detail + len, sizeof seg->detail - len, "%s%s '%s': %s",
-                                    k > seg->first ? "; " : "", kn_op_name(nd->op), nd->name, why);
+        size_t len = 0, cap_d = sizeof seg->detail;
+        for (int k = seg->first; k < seg->first + seg->count && len < cap_d - 1;) {
+            int j = k;
+            while (j < seg->first + seg->count && steps[j].reason == steps[k].reason) j++;
+            for (int q = k; q < j && len < cap_d - 1; q++) {
+                const kn_node *nd = &g->nodes[steps[q].node];
+                len += (size_t)snprintf(seg->detail + len, cap_d - len, "%s%s '%s'", q > k ? ", " : k > seg->first ? "; " : "",
+                                        kn_op_name(nd->op), nd->name);
+            }
+            if (len >= cap_d - 1) break;
+            if (steps[k].reason == KN_BREAK_SMALL_BLOCK) {
+                int ops = 0;
+                for (int q = k; q < j; q++) ops += kn_model_ops(&g->nodes[steps[q].node]);
+                len += (size_t)snprintf(seg->detail + len, cap_d - len,
+                                        ": an engine block of %d model op%s, below min_block_size %d", ops,
+                                        ops == 1 ? "" : "s", min_block_size);
+            } else
+                len += (size_t)snprintf(seg->detail + len, cap_d - len, ": %s",
+                                        steps[k].reason == KN_BREAK_FORCED        ? "forced by the user"
+                                        : steps[k].reason == KN_BREAK_BUILD_FAILED ? "its engine build failed"
+                                                                                   : "not supported by the engine");
+            k = j;
         }
     }
     if (require_full_compilation) {
@@ -118,8 +143,10 @@ void kn_partition_report(const kn_graph *g, const kn_partition *p, int json, kn_
                      p->n_segments, engines, p->n_segments > 0 ? p->n_segments - 1 : 0);
         for (int s = 0; s < p->n_segments; s++) {
             const kn_segment *seg = &p->segments[s];
-            kn_sb_printf(sb, "%s\n  {\"index\": %d, \"kind\": \"%s\", \"num_nodes\": %d, \"capturable\": %s, ",
-                         s ? "," : "", s, seg->kind == KN_SEG_ENGINE ? "engine" : "fallback", seg->count,
+            int ops = 0;
+            for (int k = seg->first; k < seg->first + seg->count; k++) ops += kn_model_ops(&g->nodes[p->steps[k].node]);
+            kn_sb_printf(sb, "%s\n  {\"index\": %d, \"kind\": \"%s\", \"num_nodes\": %d, \"num_model_ops\": %d, \"capturable\": %s, ",
+                         s ? "," : "", s, seg->kind == KN_SEG_ENGINE ? "engine" : "fallback", seg->count, ops,
                          seg->capturable ? "true" : "false");
             if (seg->kind == KN_SEG_FALLBACK) {
                 kn_sb_printf(sb, "\"reason\": \"%s\", \"detail\": ", kn_break_reason_name(seg->reason));
@@ -145,8 +172,12 @@ void kn_partition_report(const kn_graph *g, const kn_partition *p, int json, kn_
                  p->n_segments > 1 ? p->n_segments - 1 : 0, p->n_segments == 2 ? "" : "s");
     for (int s = 0; s < p->n_segments; s++) {
         const kn_segment *seg = &p->segments[s];
-        kn_sb_printf(sb, "  segment %d: %s, %d node%s%s\n", s, seg->kind == KN_SEG_ENGINE ? "engine block" : "fallback",
-                     seg->count, seg->count == 1 ? "" : "s", seg->capturable ? "" : " (not capturable)");
+        int ops = 0;
+        for (int k = seg->first; k < seg->first + seg->count; k++) ops += kn_model_ops(&g->nodes[p->steps[k].node]);
+        kn_sb_printf(sb, "  segment %d: %s, %d node%s", s, seg->kind == KN_SEG_ENGINE ? "engine block" : "fallback",
+                     seg->count, seg->count == 1 ? "" : "s");
+        if (ops != seg->count) kn_sb_printf(sb, " (%d model ops before fusion)", ops);
+        kn_sb_printf(sb, "%s\n", seg->capturable ? "" : " (not capturable)");
         /* op histogram keeps long blocks readable */
         int counts[KN_OP_COUNT] = {0};
         for (int k = seg->first; k < seg->first + seg->count; k++) counts[g->nodes[p->steps[k].node].op]++;
