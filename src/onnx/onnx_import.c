@@ -459,7 +459,7 @@ static kiln_status kn_onnx_node(kn_onnx_ctx *c, const Onnx__NodeProto *np, int i
             st = kn_error(KILN_ERR_NOT_FOUND, "%s '%s': input %d '%s' is not a graph input, an initializer "
                           "or the output of a node", np->op_type, lb, i, nm);
     }
-    while (n_in > 0 && in[n_in - 1] < 0) n_in--; /* trailing omitted inputs */
+    while (st == KILN_OK && n_in > 0 && in[n_in - 1] < 0) n_in--; /* trailing omitted inputs */
     /* outputs beyond what kiln computes (MaxPool's indices, BatchNormalization's training
      * statistics, Dropout's mask in old opsets) are dropped when nothing reads them */
     while (st == KILN_OK && def->max_out > 0 && n_out > def->max_out) {

@@ -129,8 +129,11 @@ kiln_status kn_onnx_check_attrs(kn_onnx_ctx *c, int k, const char *onnx_op) {
 
 static int kn_has_input(const kn_node *n, int slot) { return slot < n->n_in && n->in[slot] >= 0; }
 
+/* Names of values the importer makes start with "kiln.", so that they do not take the name of a
+ * model value defined further on (kn_graph_new_value makes names unique, but only against the
+ * values that exist already). */
 static kiln_status kn_const_name(kn_graph *g, int k, const char *what, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s.%s", g->nodes[k].name, what);
+    snprintf(buf, cap, "kiln.%.160s.%s", g->nodes[k].name, what); /* short: unique suffixes must fit */
     return KILN_OK;
 }
 
@@ -228,11 +231,11 @@ static kiln_status kn_upgrade_softmax_v1(kn_onnx_ctx *c, int k) {
     char name[300];
     const char *base = g->nodes[k].name;
     int flat, two_d, shape, nk;
-    snprintf(name, sizeof name, "%s/flatten", g->values[y].name);
+    snprintf(name, sizeof name, "kiln.%.160s/flatten", g->values[y].name);
     KN_TRY(kn_graph_new_value(g, name, &flat));
-    snprintf(name, sizeof name, "%s/2d", g->values[y].name);
+    snprintf(name, sizeof name, "kiln.%.160s/2d", g->values[y].name);
     KN_TRY(kn_graph_new_value(g, name, &two_d));
-    snprintf(name, sizeof name, "%s/shape", g->values[y].name);
+    snprintf(name, sizeof name, "kiln.%.160s/shape", g->values[y].name);
     KN_TRY(kn_graph_new_value(g, name, &shape));
     snprintf(name, sizeof name, "%s/flatten", base);
     KN_TRY(kn_onnx_new_node(c, KN_OP_Flatten, name, 1, &x, 1, &flat, &nk));
