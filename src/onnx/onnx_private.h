@@ -41,8 +41,9 @@ kiln_status kn_onnx_check_attrs(kn_onnx_ctx *c, int k, const char *onnx_op);
 /* Rewrites node k, just added from an ONNX node of type onnx_op, into kiln's op semantics (the
  * latest definition at opset <= 21): attributes of older opsets become constant inputs, etc. */
 kiln_status kn_onnx_upgrade(kn_onnx_ctx *c, int k, const char *onnx_op);
-/* Upgrades that need element types, run after shape inference (Clip's and Pad's old attributes
- * when the data's type was not known while importing). Sets *changed when a node was rewritten. */
+/* Upgrades that need the inferred types or ranks, run after shape inference: Clip's and Pad's old
+ * attributes when the data's type was not known while importing, and old-opset Softmax/LogSoftmax
+ * whose input rank was not known. Sets *changed when a node was rewritten. */
 kiln_status kn_onnx_upgrade_typed(kn_onnx_ctx *c, int *changed);
 
 /* Adds a node made by the importer (inputs and outputs by value index). */

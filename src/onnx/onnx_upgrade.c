@@ -8,8 +8,9 @@
  * - Clip "min"/"max" and Pad "value" become scalar inputs of the data's element type; when that
  *   type is not known while importing, the conversion runs after shape inference;
  * - Softmax/LogSoftmax before opset 13 (axis default 1; the input is coerced to 2-D at the axis):
- *   when the input's rank is known and the axis is the last one the node only gets its axis made
- *   explicit; otherwise it becomes Flatten(axis) -> Softmax(axis 1) -> Reshape(Shape(x));
+ *   when the input's rank is known (while importing, or else after shape inference) and the axis
+ *   is the last one, the node only gets axis -1; otherwise it becomes
+ *   Flatten(axis) -> Softmax(axis -1) -> Reshape(Shape(x));
  * - Upsample (opsets 7..9) and Resize-10 become Resize with scales as input 2,
  *   coordinate_transformation_mode "asymmetric" and, for nearest, nearest_mode "floor"
  *   (Upsample's out[i] = in[floor(i / scale)]); empty constant roi/scales/sizes of Resize-11/12
@@ -196,6 +197,8 @@ static kiln_status kn_upgrade_typed_node(kn_onnx_ctx *c, int k, int *done) {
     return KILN_OK;
 }
 
+static kiln_status kn_upgrade_softmax_v1(kn_onnx_ctx *c, int k, int late);
+
 static kiln_status kn_defer_typed(kn_onnx_ctx *c, int k) {
     int done;
     KN_TRY(kn_upgrade_typed_node(c, k, &done));
@@ -207,9 +210,13 @@ static kiln_status kn_defer_typed(kn_onnx_ctx *c, int k) {
 
 kiln_status kn_onnx_upgrade_typed(kn_onnx_ctx *c, int *changed) {
     *changed = 0;
-    for (int i = 0; i < c->n_fixups; i++) {
-        int done;
-        KN_TRY(kn_upgrade_typed_node(c, c->fixups[i], &done));
+    int n = c->n_fixups; /* the Softmax rewrite adds nodes, not fixups */
+    for (int i = 0; i < n; i++) {
+        int k = c->fixups[i], done = 1;
+        if (c->g->nodes[k].op == KN_OP_Softmax || c->g->nodes[k].op == KN_OP_LogSoftmax)
+            KN_TRY(kn_upgrade_softmax_v1(c, k, 1));
+        else
+            KN_TRY(kn_upgrade_typed_node(c, k, &done));
         *changed |= done;
     }
     return KILN_OK;
@@ -217,7 +224,7 @@ kiln_status kn_onnx_upgrade_typed(kn_onnx_ctx *c, int *changed) {
 
 /* Softmax and LogSoftmax before opset 13: the input is coerced to 2-D [prod(d[:axis]), prod(d[axis:])]
  * and normalized along the second dim. */
-static kiln_status kn_upgrade_softmax_v1(kn_onnx_ctx *c, int k) {
+static kiln_status kn_upgrade_softmax_v1(kn_onnx_ctx *c, int k, int late) {
     kn_graph *g = c->g;
     int64_t axis = kn_attr_i(&g->nodes[k], "axis", 1);
     int x = g->nodes[k].in[0];
@@ -226,6 +233,12 @@ static kiln_status kn_upgrade_softmax_v1(kn_onnx_ctx *c, int k) {
         int64_t a = axis < 0 ? axis + rank : axis;
         if (rank == 0 || a == rank - 1) /* the same as the opset-13 form along the last axis */
             return kn_node_set_attr_int(&g->nodes[k], "axis", -1);
+    } else if (!late) {
+        /* decide after shape inference, which keeps the node's output shape either way */
+        KN_TRY(kn_node_set_attr_int(&g->nodes[k], "axis", axis));
+        KN_TRY(KN_GROW(c->fixups, c->cap_fixups, c->n_fixups + 1));
+        c->fixups[c->n_fixups++] = k;
+        return KILN_OK;
     }
     int y = g->nodes[k].out[0];
     char name[300];
@@ -319,7 +332,7 @@ kiln_status kn_onnx_upgrade(kn_onnx_ctx *c, int k, const char *onnx_op) {
     case KN_OP_Softmax:
     case KN_OP_LogSoftmax:
         if (c->opset < 13 && n->n_in >= 1 && n->in[0] >= 0 && n->n_out >= 1 && n->out[0] >= 0)
-            return kn_upgrade_softmax_v1(c, k);
+            return kn_upgrade_softmax_v1(c, k, 0);
         return KILN_OK;
     case KN_OP_Resize:
         if (!strcmp(onnx_op, "Upsample")) return kn_upgrade_upsample(c, k, 1);

@@ -152,6 +152,83 @@ def legacy7():
     save_tensor(softmax_2d(u, 1), "legacy7_output.pb", "y")
 
 
+def upsample_linear_asym(x, scales):
+    """ONNX Upsample/Resize-10 linear: out[i] samples in at i / scale (asymmetric), clamped."""
+    y = x
+    for axis, sc in enumerate(scales):
+        if sc == 1:
+            continue
+        n_in = y.shape[axis]
+        n_out = int(np.floor(n_in * sc))
+        pos = np.arange(n_out) / sc
+        i0 = np.minimum(np.floor(pos).astype(int), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        w = (pos - i0).reshape([-1 if a == axis else 1 for a in range(y.ndim)])
+        y = np.take(y, i0, axis=axis) * (1 - w) + np.take(y, i1, axis=axis) * w
+    return y.astype(np.float32)
+
+
+def legacy7b():
+    """More opset-7 forms: Upsample linear, Pad reflect, Clip with only max, Squeeze without axes,
+    Split without split, LogSoftmax with axis 0 on a 2-D input."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (1, 1, 3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Upsample", ["x"], ["u"], name="up", scales=[1.0, 1.0, 2.0, 1.5], mode="linear"),
+        helper.make_node("Pad", ["u"], ["p"], name="pad", pads=[0, 0, 1, 2, 0, 0, 1, 0], mode="reflect"),
+        helper.make_node("Clip", ["p"], ["c"], name="clip", max=0.3),
+        helper.make_node("Squeeze", ["c"], ["q"], name="squeeze"),
+        helper.make_node("Split", ["q"], ["a", "b"], name="split", axis=1),
+        helper.make_node("LogSoftmax", ["a"], ["y"], name="logsoftmax", axis=0),
+    ]
+    m = model(nodes, [vi("x", F, [1, 1, 3, 4])], [vi("y", F, None), vi("b", F, None)], opset=7)
+    save(m, "legacy7b.onnx", ir_version=3)
+    u = upsample_linear_asym(x, [1, 1, 2, 1.5])
+    p = np.pad(u, ((0, 0), (0, 0), (1, 1), (2, 0)), mode="reflect")
+    c = np.minimum(p, 0.3)
+    q = c.squeeze()
+    h = q.shape[1] // 2
+    a, b = q[:, :h], q[:, h:]
+    flat = a.reshape(1, -1).astype(np.float64)
+    ls = (flat - flat.max() - np.log(np.exp(flat - flat.max()).sum())).reshape(a.shape)
+    save_tensor(x, "legacy7b_input.pb", "x")
+    save_tensor(ls.astype(np.float32), "legacy7b_output_0.pb", "y")
+    save_tensor(np.ascontiguousarray(b), "legacy7b_output_1.pb", "b")
+
+
+def legacy10_11():
+    """Resize-10 (X, scales) nearest and linear; Resize-11 with empty roi and scales and a sizes
+    input; Softmax-11 on its last axis (no rewrite needed)."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, (1, 2, 2, 3)).astype(np.float32)
+    sc = numpy_helper.from_array(np.array([1, 1, 2, 1.5], np.float32), "sc")
+    nodes = [
+        helper.make_node("Resize", ["x", "sc"], ["n"], name="rs_nearest", mode="nearest"),
+        helper.make_node("Resize", ["x", "sc"], ["l"], name="rs_linear", mode="linear"),
+        helper.make_node("Add", ["n", "l"], ["y"], name="add"),
+    ]
+    save(model(nodes, [vi("x", F, [1, 2, 2, 3])], [vi("y", F, [1, 2, 4, 4])], [sc], opset=10), "legacy10.onnx", 5)
+    pos_h = (np.arange(4) / 2).astype(int)
+    pos_w = np.floor(np.arange(4) / 1.5).astype(int)
+    nearest = x[:, :, pos_h][:, :, :, pos_w]
+    save_tensor(x, "legacy10_input.pb", "x")
+    save_tensor(nearest + upsample_linear_asym(x, [1, 1, 2, 1.5]), "legacy10_output.pb", "y")
+
+    roi = numpy_helper.from_array(np.zeros((0,), np.float32), "roi")
+    scales = numpy_helper.from_array(np.zeros((0,), np.float32), "scales")
+    sizes = numpy_helper.from_array(np.array([1, 2, 4, 6], np.int64), "sizes")
+    nodes = [
+        helper.make_node("Resize", ["x", "roi", "scales", "sizes"], ["r"], name="rs11", mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("Softmax", ["r"], ["y"], name="softmax", axis=3),
+    ]
+    save(model(nodes, [vi("x", F, [1, 2, 2, 3])], [vi("y", F, [1, 2, 4, 6])], [roi, scales, sizes], opset=11),
+         "legacy11.onnx", 6)
+    r = x.repeat(2, axis=2).repeat(2, axis=3)
+    e = np.exp(r - r.max(axis=3, keepdims=True))
+    save_tensor((e / e.sum(axis=3, keepdims=True)).astype(np.float32), "legacy11_output.pb", "y")
+
+
 def external():
     """Initializers in an external file (with an offset), and two that try to leave the folder."""
     w = np.arange(12, dtype=np.float32).reshape(3, 4) / 4 - 1
@@ -233,6 +310,14 @@ def errors():
                 helper.make_node("Relu", ["a"], ["b"], name="cyc_b"), relu("a", "y", "r")], X, Y), "err_cycle.onnx")
     save(model([relu("t", "y", "second"), relu("x", "t", "first")], X, Y), "unsorted.onnx")
     save(model([relu("x", "y", "r")], [vi("x", TensorProto.UINT16, [2, 3])], Y), "err_input_type.onnx")
+    bn_in = ["x4", "s1", "b1", "m1", "v1"]
+    bn_inits = [numpy_helper.from_array(np.ones(1, np.float32), n) for n in bn_in[1:]]
+    save(model([helper.make_node("BatchNormalization", bn_in, ["y4"], name="bn_spatial0", spatial=0)],
+               [vi("x4", F, [1, 1, 4, 4])], [vi("y4", F, None)], bn_inits, opset=7), "err_bn_spatial.onnx", 3)
+    save(model([helper.make_node("BatchNormalization", bn_in, ["y4", "mean", "var"], name="bn_stats"),
+                helper.make_node("Add", ["mean", "var"], ["z"], name="use")],
+               [vi("x4", F, [1, 1, 4, 4])], [vi("y4", F, None), vi("z", F, None)], bn_inits, opset=9),
+         "err_bn_outputs.onnx", 4)
 
 
 def tensors():
@@ -274,6 +359,8 @@ if __name__ == "__main__":
     cnn()
     legacy9()
     legacy7()
+    legacy7b()
+    legacy10_11()
     external()
     constants()
     errors()

@@ -193,6 +193,54 @@ static void test_legacy_opset7(void) {
     kiln_graph_free(g);
 }
 
+static void test_legacy_opset7_more(void) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_graph_load_onnx(path_of("legacy7b.onnx"), &g));
+    if (!g) return;
+    const kn_node *n = producer(g, "u");
+    KT_CHECK(n && n->op == KN_OP_Resize && !strcmp(kn_attr_s(n, "mode", ""), "linear") &&
+             !strcmp(kn_attr_s(n, "coordinate_transformation_mode", ""), "asymmetric"), "Upsample linear -> Resize");
+    n = producer(g, "c");
+    KT_CHECK(n && n->n_in == 3 && n->in[1] < 0 && const_input(g, n, 2), "Clip with only max: input 1 omitted");
+    n = producer(g, "q");
+    KT_CHECK(n && n->op == KN_OP_Squeeze && n->n_in == 1, "Squeeze without axes keeps one input");
+    kn_host_tensor *in = read_tensor("legacy7b_input.pb");
+    kn_host_tensor *out[2] = {read_tensor("legacy7b_output_0.pb"), read_tensor("legacy7b_output_1.pb")};
+    if (in && out[0] && out[1]) run_and_compare(g, in, 2, out, 1e-5, 1e-6, "legacy7b vs numpy");
+    kn_host_tensor_free(in);
+    kn_host_tensor_free(out[0]);
+    kn_host_tensor_free(out[1]);
+    kiln_graph_free(g);
+}
+
+static void test_resize_10_and_11(void) {
+    kiln_graph *g = NULL;
+    kn_host_tensor *in = read_tensor("legacy10_input.pb");
+    KT_OK(kiln_graph_load_onnx(path_of("legacy10.onnx"), &g));
+    if (g) {
+        const kn_node *n = producer(g, "n");
+        KT_CHECK(n && n->n_in == 3 && n->in[1] < 0 && const_input(g, n, 2) &&
+                 !strcmp(kn_attr_s(n, "nearest_mode", ""), "floor"), "Resize-10 -> (X, -, scales), floor");
+        kn_host_tensor *out = read_tensor("legacy10_output.pb");
+        if (in && out) run_and_compare(g, in, 1, &out, 1e-5, 1e-6, "Resize-10 vs numpy");
+        kn_host_tensor_free(out);
+        kiln_graph_free(g);
+    }
+    KT_OK(kiln_graph_load_onnx(path_of("legacy11.onnx"), &g));
+    if (g) {
+        const kn_node *n = producer(g, "r");
+        KT_CHECK(n && n->n_in == 4 && n->in[1] < 0 && n->in[2] < 0 && const_input(g, n, 3),
+                 "Resize-11: empty roi and scales become omitted inputs");
+        KT_CHECK(count_ops(g, KN_OP_Flatten) == 0 && producer(g, "y") && producer(g, "y")->op == KN_OP_Softmax,
+                 "Softmax-11 on its last axis is not rewritten");
+        kn_host_tensor *out = read_tensor("legacy11_output.pb");
+        if (in && out) run_and_compare(g, in, 1, &out, 1e-5, 1e-6, "Resize-11 + Softmax vs numpy");
+        kn_host_tensor_free(out);
+        kiln_graph_free(g);
+    }
+    kn_host_tensor_free(in);
+}
+
 static void test_constants(void) {
     kiln_graph *g = NULL;
     KT_OK(kiln_graph_load_onnx(path_of("constants.onnx"), &g));
@@ -269,6 +317,8 @@ static void test_errors(void) {
         {"err_dup_output.onnx", KILN_ERR_INVALID_ARGUMENT, "'y' is the output of two nodes"},
         {"err_cycle.onnx", KILN_ERR_INVALID_ARGUMENT, "cycle"},
         {"err_input_type.onnx", KILN_ERR_UNSUPPORTED, "UINT16"},
+        {"err_bn_spatial.onnx", KILN_ERR_UNSUPPORTED, "spatial = 0"},
+        {"err_bn_outputs.onnx", KILN_ERR_UNSUPPORTED, "bn_stats"},
         {"does_not_exist.onnx", KILN_ERR_NOT_FOUND, "does_not_exist.onnx"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -314,7 +364,8 @@ static void test_truncated(void) {
 }
 
 static void test_mutations(void) {
-    static const char *const files[] = {"cnn.onnx", "legacy9.onnx", "legacy7.onnx", "constants.onnx",
+    static const char *const files[] = {"cnn.onnx", "legacy9.onnx", "legacy7.onnx", "legacy7b.onnx",
+                                        "legacy10.onnx", "legacy11.onnx", "constants.onnx",
                                         "err_unsupported_ops.onnx"};
     kt_seed(1234);
     int imported = 0, failed = 0, silent = 0;
@@ -428,6 +479,8 @@ int main(void) {
     test_unsorted_nodes();
     test_legacy_opset9();
     test_legacy_opset7();
+    test_legacy_opset7_more();
+    test_resize_10_and_11();
     test_cnn_from_pytorch();
     test_truncated();
     test_mutations();
