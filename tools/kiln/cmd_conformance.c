@@ -811,6 +811,11 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o.dir) return kiln_cli_usage_error("conformance", "give the folder of the tests");
+    if (o.device == KILN_DEVICE_CUDA && !kiln_cuda_available()) {
+        /* every test would be refused and the run would look clean */
+        fprintf(stderr, "kiln conformance: --device cuda, but no CUDA device is usable (a CPU-only build or no GPU)\n");
+        return 1;
+    }
     kc_excl ex = {0};
     if (o.exclude && kc_load_exclusions(o.exclude, &ex) != 0) {
         fprintf(stderr, "kiln conformance: cannot read the exclusion file '%s': %s\n", o.exclude, strerror(errno));
