@@ -40,6 +40,10 @@ struct kiln_session {
     kiln_cudagraphs_mode last_mode;
     uint64_t clock;
     kiln_counters counters;
+    /* Graphs of evicted shapes, one per slot (whole module, then each segment): the next
+     * recording for that slot tries to update one in place instead of instantiating anew. */
+    void *spare_whole;
+    void **spare_block;
 };
 
 /* The instance for these input dims (made and prepared on a miss, outside any capture). */

@@ -150,11 +150,36 @@ fail:
     return st;
 }
 
+/* Keeps g as the spare of its slot (freeing an older spare). */
+static void kn_keep_spare(kiln_session *s, void **spare, void *g) {
+    if (!g) return;
+    if (*spare) s->be->graph_free(s->ctx, *spare);
+    *spare = g;
+}
+
+static void kn_free_spares(kiln_session *s) {
+    if (s->spare_whole) s->be->graph_free(s->ctx, s->spare_whole);
+    s->spare_whole = NULL;
+    for (int g = 0; s->spare_block && g < s->m->part.n_segments; g++) {
+        if (s->spare_block[g]) s->be->graph_free(s->ctx, s->spare_block[g]);
+        s->spare_block[g] = NULL;
+    }
+}
+
 static void kn_session_evict_lru(kiln_session *s) {
     int victim = 0;
     for (int i = 1; i < s->n_cache; i++)
         if (s->cache[i]->last_used < s->cache[victim]->last_used) victim = i;
-    kn_instance_free(s, s->cache[victim]);
+    kn_instance *in = s->cache[victim];
+    if (s->be->graph_update) { /* its graphs may be refreshed for the next shape */
+        kn_keep_spare(s, &s->spare_whole, in->whole);
+        in->whole = NULL;
+        for (int g = 0; g < s->m->part.n_segments; g++) {
+            kn_keep_spare(s, &s->spare_block[g], in->block[g]);
+            in->block[g] = NULL;
+        }
+    }
+    kn_instance_free(s, in);
     s->cache[victim] = s->cache[--s->n_cache];
     s->counters.evictions++;
 }
@@ -195,8 +220,10 @@ kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, i
 
 /* ---- graphs ----------------------------------------------------------------------------------- */
 
-/* Records steps [first, first+count) into *graph. On failure the stream stays usable. */
-static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int count, void **graph) {
+/* Records steps [first, first+count) into *graph. On failure the stream stays usable. A spare
+ * graph of the same slot is updated in place when the backend can (cudaGraphExecUpdate), which
+ * saves the instantiation. */
+static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int count, void **spare, void **graph) {
     *graph = NULL;
     KN_TRY(s->be->record_begin(s->ctx));
     kiln_status st = kn_instance_run_eager(s, in, first, count);
@@ -207,15 +234,31 @@ static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int co
         return st;
     }
     if (end != KILN_OK) return end;
-    *graph = g;
     s->counters.captures++;
+    if (*spare && s->be->graph_update) {
+        int updated = 0;
+        kiln_status us = s->be->graph_update(s->ctx, *spare, g, &updated);
+        if (us != KILN_OK) {
+            s->be->graph_free(s->ctx, g);
+            return us;
+        }
+        if (updated) {
+            s->be->graph_free(s->ctx, g);
+            g = *spare;
+            s->counters.updates++;
+        } else {
+            s->be->graph_free(s->ctx, *spare);
+        }
+        *spare = NULL;
+    }
+    *graph = g;
     return KILN_OK;
 }
 
 /* Runs a range through its graph slot: replay, or warm up, record and replay, or run eagerly
  * when capture failed before. */
 static kiln_status kn_run_graphed(kiln_session *s, kn_instance *in, int first, int count, void **slot,
-                                  int *warm, int *failed, const char *what, int *replayed) {
+                                  void **spare, int *warm, int *failed, const char *what, int *replayed) {
     if (*slot) {
         s->counters.cache_hits++;
         *replayed = 1;
@@ -229,7 +272,7 @@ static kiln_status kn_run_graphed(kiln_session *s, kn_instance *in, int first, i
         s->counters.warmups++;
     }
     void *g = NULL;
-    kiln_status st = kn_record(s, in, first, count, &g);
+    kiln_status st = kn_record(s, in, first, count, spare, &g);
     if (st != KILN_OK) {
         if (st == KILN_ERR_OUT_OF_MEMORY) return st;
         KN_WARN("recording %s failed, running it without graphs from now on: %s", what, kiln_last_error());
@@ -268,7 +311,7 @@ static kiln_status kn_execute(kiln_session *s, kn_instance *in) {
     if (mode == KILN_CUDAGRAPHS_OFF) {
         st = kn_instance_run_eager(s, in, 0, m->part.n_steps);
     } else if (mode == KILN_CUDAGRAPHS_WHOLE) {
-        st = kn_run_graphed(s, in, 0, m->part.n_steps, &in->whole, &in->warm_whole, &in->failed_whole,
+        st = kn_run_graphed(s, in, 0, m->part.n_steps, &in->whole, &s->spare_whole, &in->warm_whole, &in->failed_whole,
                             "the whole module", &replayed);
         if (in->failed_whole && failed_before) s->counters.eager_fallbacks++;
     } else {
@@ -282,7 +325,7 @@ static kiln_status kn_execute(kiln_session *s, kn_instance *in) {
             int was_failed = in->failed_block[g];
             char what[64];
             snprintf(what, sizeof what, "engine block %d", g);
-            st = kn_run_graphed(s, in, seg->first, seg->count, &in->block[g], &in->warm_block[g],
+            st = kn_run_graphed(s, in, seg->first, seg->count, &in->block[g], &s->spare_block[g], &in->warm_block[g],
                                 &in->failed_block[g], what, &replayed);
             fell_back |= was_failed;
         }
@@ -307,8 +350,14 @@ kiln_status kiln_session_create(const kiln_module *m, kiln_session **out) {
     s->max_graphs = 8;
     s->warmup = 1;
     s->mode = KILN_CUDAGRAPHS_DEFAULT;
+    s->spare_block = kn_calloc((size_t)m->part.n_segments + 1, sizeof *s->spare_block);
+    if (!s->spare_block) {
+        kn_free(s);
+        return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory creating a session");
+    }
     kiln_status st = s->be->session_init(m, m->arena_size, &s->ctx);
     if (st != KILN_OK) {
+        kn_free(s->spare_block);
         kn_free(s);
         return st;
     }
@@ -321,6 +370,8 @@ void kiln_session_free(kiln_session *s) {
     if (!s) return;
     for (int i = 0; i < s->n_cache; i++) kn_instance_free(s, s->cache[i]);
     kn_free(s->cache);
+    kn_free_spares(s);
+    kn_free(s->spare_block);
     s->be->session_free(s->ctx);
     kn_free(s);
 }
@@ -449,6 +500,7 @@ kiln_cudagraphs_mode kiln_session_cudagraphs_mode(const kiln_session *s) {
 kiln_status kiln_session_reset_graphs(kiln_session *s) {
     KN_ARG_CHECK(s, "session");
     for (int i = 0; i < s->n_cache; i++) kn_instance_free_graphs(s, s->cache[i]);
+    kn_free_spares(s);
     return KILN_OK;
 }
 

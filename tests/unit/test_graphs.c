@@ -170,6 +170,20 @@ static void check_lru(kiln_module *m, int64_t spatial, int64_t out_per_item) {
     /* 1,2 record; 1,2 hit; 3 evicts 1; 1 evicts 2 and records; 3 hits */
     KT_CHECK(c.captures == 4 && c.evictions == 2 && c.cache_hits == 3, "LRU: captures %llu evictions %llu hits %llu",
              (unsigned long long)c.captures, (unsigned long long)c.evictions, (unsigned long long)c.cache_hits);
+    /* the two recordings after an eviction refresh the evicted shape's graph in place */
+    KT_CHECK(c.updates == 2, "LRU: recordings after evictions update the evicted graph in place, got %llu updates",
+             (unsigned long long)c.updates);
+    /* and the refreshed graphs compute the right thing: compare with an eager session */
+    kiln_session *e = NULL;
+    KT_OK(kiln_session_create(m, &e));
+    float *ye = malloc((size_t)(3 * out_per_item) * sizeof *ye);
+    for (int b = 1; b <= 3; b++) {
+        KT_OK(run_once(s, b, spatial, x, y));
+        KT_OK(run_once(e, b, spatial, x, ye));
+        KT_CHECK(memcmp(y, ye, (size_t)(b * out_per_item) * sizeof *y) == 0, "LRU: batch %d after updates differs from eager", b);
+    }
+    free(ye);
+    kiln_session_free(e);
     kiln_session_free(s);
     free(x);
     free(y);

@@ -1,0 +1,530 @@
+/* Conv and ConvTranspose on CUDA through cuDNN 9's graph (backend) API.
+ *
+ * Conv builds one operation graph per shape in prepare: convolution -> add bias -> add residual
+ * -> activation (the fused form the passes make), asks the heuristics for engine configs, and
+ * keeps the first few whose execution plans finalize; those are the step's tactics. When no
+ * engine takes the fused graph, the graph is the convolution alone and kiln's epilogue kernel
+ * adds bias and residual and applies the activation. ConvTranspose is the convolution's
+ * backward-data operation, with the bias through the epilogue.
+ *
+ * Tensors stay NCHW (NCDHW) for every precision in this version; fp16 convolutions would gain
+ * from NHWC with transposes at engine-block edges (not done yet). 1-D convolutions run as 2-D
+ * with a unit height. With precision fp32, engines that use tensor cores (TF32) or down-convert
+ * inputs are filtered out, so fp32 is true fp32; tf32 allows them. */
+#include "cuda_internal.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#define KN_DNN_MAX_PLANS 8
+#define KN_DNN_MAX_DESC 48
+#define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
+
+enum { KN_UID_X = 1, KN_UID_W, KN_UID_Y, KN_UID_BIAS, KN_UID_RES, KN_UID_VIRT = 100 };
+
+typedef struct kn_conv_state {
+    int transpose;
+    int fused; /* the plans include bias / residual / activation */
+    int nd;    /* tensor rank given to cuDNN (4 or 5) */
+    int n_plans;
+    cudnnBackendDescriptor_t plans[KN_DNN_MAX_PLANS];
+    int64_t plan_ws[KN_DNN_MAX_PLANS];
+    int n_desc;
+    cudnnBackendDescriptor_t desc[KN_DNN_MAX_DESC]; /* everything the plans were built from */
+    int has_bias, has_res;
+    int act;
+    float act_alpha, act_beta;
+    int64_t k; /* output channels, for the bias view */
+} kn_conv_state;
+
+static void kn_conv_state_free(void *state) {
+    kn_conv_state *s = state;
+    if (!s) return;
+    for (int i = 0; i < s->n_plans; i++) cudnnBackendDestroyDescriptor(s->plans[i]);
+    for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
+    kn_free(s);
+}
+
+static pthread_once_t kn_dnn_once = PTHREAD_ONCE_INIT;
+static cudnnHandle_t kn_dnn_global;
+static void kn_dnn_global_init(void) {
+    if (cudnnCreate(&kn_dnn_global) != CUDNN_STATUS_SUCCESS) kn_dnn_global = NULL;
+}
+static cudnnHandle_t kn_dnn_handle(const kn_kernel_args *a) {
+    if (a->ctx) return kn_cuda_ctx_of(a)->dnn;
+    pthread_once(&kn_dnn_once, kn_dnn_global_init);
+    return kn_dnn_global;
+}
+
+/* ---- descriptor helpers ------------------------------------------------------------------------ */
+
+static kiln_status kn_dnn_new(kn_conv_state *s, cudnnBackendDescriptorType_t type, cudnnBackendDescriptor_t *out) {
+    if (s->n_desc >= KN_DNN_MAX_DESC) return kn_error(KILN_ERR_INTERNAL, "too many cuDNN descriptors for one step");
+    KN_CUDNN(cudnnBackendCreateDescriptor(type, out));
+    s->desc[s->n_desc++] = *out;
+    return KILN_OK;
+}
+
+#define KN_SET(d, attr, type, count, ptr) KN_CUDNN(cudnnBackendSetAttribute((d), (attr), (type), (count), (ptr)))
+
+static cudnnDataType_t kn_dnn_dtype(kiln_dtype t) {
+    return t == KILN_F16 ? CUDNN_DATA_HALF : t == KILN_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
+static int64_t kn_dnn_align(const void *p) {
+    uintptr_t v = (uintptr_t)p;
+    if (!v) return 16;
+    int64_t al = 16;
+    while (al > 1 && (v % (uintptr_t)al) != 0) al >>= 1;
+    return al;
+}
+
+static kiln_status kn_dnn_tensor(kn_conv_state *s, int64_t uid, cudnnDataType_t dt, int nd, const int64_t *dims,
+                                 int64_t align, bool is_virtual, cudnnBackendDescriptor_t *out) {
+    int64_t strides[8], st = 1;
+    for (int i = nd - 1; i >= 0; i--) { strides[i] = st; st *= dims[i]; }
+    KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_TENSOR_DESCRIPTOR, out));
+    KN_SET(*out, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt);
+    KN_SET(*out, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, nd, dims);
+    KN_SET(*out, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, nd, strides);
+    KN_SET(*out, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
+    KN_SET(*out, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align);
+    KN_SET(*out, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual);
+    KN_CUDNN(cudnnBackendFinalize(*out));
+    return KILN_OK;
+}
+
+/* A pointwise op: y = mode(x[, b]). */
+static kiln_status kn_dnn_pointwise(kn_conv_state *s, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
+                                    cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t y, int act, float act_alpha,
+                                    cudnnBackendDescriptor_t *op) {
+    cudnnBackendDescriptor_t pw;
+    KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw));
+    cudnnDataType_t prec = CUDNN_DATA_FLOAT;
+    KN_SET(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
+    KN_SET(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec);
+    if (mode == CUDNN_POINTWISE_SWISH_FWD) {
+        double beta = 1.0;
+        KN_SET(pw, CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_DOUBLE, 1, &beta);
+    }
+    if (mode == CUDNN_POINTWISE_RELU_FWD && act == KN_ACT_LEAKY_RELU) {
+        double slope = act_alpha;
+        KN_SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE, CUDNN_TYPE_DOUBLE, 1, &slope);
+    }
+    KN_CUDNN(cudnnBackendFinalize(pw));
+    KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op));
+    KN_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
+    KN_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
+    if (b) KN_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
+    KN_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
+    KN_CUDNN(cudnnBackendFinalize(*op));
+    return KILN_OK;
+}
+
+/* The cuDNN pointwise mode of a fused activation, or -1 when cuDNN has none we trust. */
+static int kn_dnn_act_mode(int act) {
+    switch (act) {
+    case KN_ACT_RELU: case KN_ACT_LEAKY_RELU: return CUDNN_POINTWISE_RELU_FWD;
+    case KN_ACT_SIGMOID: return CUDNN_POINTWISE_SIGMOID_FWD;
+    case KN_ACT_SILU: return CUDNN_POINTWISE_SWISH_FWD;
+    case KN_ACT_GELU_ERF: return CUDNN_POINTWISE_GELU_FWD;
+    case KN_ACT_GELU_TANH: return CUDNN_POINTWISE_GELU_APPROX_TANH_FWD;
+    default: return -1;
+    }
+}
+
+/* ---- geometry -------------------------------------------------------------------------------------- */
+
+typedef struct kn_conv_geom {
+    int nsp;     /* the node's spatial dims */
+    int cnsp;    /* cuDNN's (at least 2) */
+    int64_t x[5], w[5], y[5]; /* cuDNN dims */
+    int64_t stride[3], dil[3], pre[3], post[3];
+} kn_conv_geom;
+
+static kiln_status kn_conv_geometry(const kn_kernel_args *a, int transpose, kn_conv_geom *g) {
+    const kn_node *n = a->node;
+    const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
+    int nsp = x->rank - 2;
+    if (nsp < 1 || nsp > 3) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "convolution over %d spatial dims (1 to 3 supported)", nsp);
+    if (w->rank != x->rank || y->rank != x->rank) return kn_node_error(n, KILN_ERR_SHAPE, "X, W and Y must have the same rank");
+    const int64_t *ss = NULL, *ds = NULL, *ps = NULL, *ops = NULL;
+    int nss = kn_attr_ints(n, "strides", &ss), nd = kn_attr_ints(n, "dilations", &ds);
+    int npd = kn_attr_ints(n, "pads", &ps), nop = kn_attr_ints(n, "output_padding", &ops);
+    if ((nss && nss != nsp) || (nd && nd != nsp) || (npd && npd != 2 * nsp) || (nop && nop != nsp))
+        return kn_node_error(n, KILN_ERR_SHAPE, "strides, dilations, pads or output_padding do not match %d spatial dims", nsp);
+    const char *auto_pad = kn_attr_s(n, "auto_pad", "NOTSET");
+    int has_out_shape = kn_node_attr(n, "output_shape") != NULL;
+    g->nsp = nsp;
+    g->cnsp = nsp < 2 ? 2 : nsp;
+    int lead = g->cnsp - nsp; /* unit spatial dims put in front */
+    for (int i = 0; i < 2; i++) { g->x[i] = x->dims[i]; g->w[i] = w->dims[i]; g->y[i] = y->dims[i]; }
+    for (int d = 0; d < g->cnsp; d++) {
+        int j = d - lead;
+        if (j < 0) {
+            g->x[2 + d] = g->w[2 + d] = g->y[2 + d] = 1;
+            g->stride[d] = g->dil[d] = 1;
+            g->pre[d] = g->post[d] = 0;
+            continue;
+        }
+        g->x[2 + d] = x->dims[2 + j];
+        g->w[2 + d] = w->dims[2 + j];
+        g->y[2 + d] = y->dims[2 + j];
+        int64_t s = nss ? ss[j] : 1, dl = nd ? ds[j] : 1, k = w->dims[2 + j];
+        if (s < 1 || dl < 1) return kn_node_error(n, KILN_ERR_SHAPE, "strides and dilations must be positive");
+        g->stride[d] = s;
+        g->dil[d] = dl;
+        int64_t dk = (k - 1) * dl + 1;
+        int same = strcmp(auto_pad, "SAME_UPPER") == 0 || strcmp(auto_pad, "SAME_LOWER") == 0;
+        int upper = strcmp(auto_pad, "SAME_UPPER") == 0;
+        if (!transpose) {
+            if (same) {
+                int64_t total = (y->dims[2 + j] - 1) * s + dk - x->dims[2 + j];
+                if (total < 0) total = 0;
+                g->pre[d] = upper ? total / 2 : total - total / 2;
+                g->post[d] = total - g->pre[d];
+            } else if (strcmp(auto_pad, "VALID") == 0) {
+                g->pre[d] = g->post[d] = 0;
+            } else {
+                g->pre[d] = npd ? ps[j] : 0;
+                g->post[d] = npd ? ps[nsp + j] : 0;
+            }
+        } else {
+            int64_t op = nop ? ops[j] : 0;
+            if (same || has_out_shape) {
+                int64_t total = s * (x->dims[2 + j] - 1) + op + dk - y->dims[2 + j];
+                if (total < 0) total = 0;
+                g->pre[d] = upper ? total / 2 : total - total / 2;
+                g->post[d] = total - g->pre[d];
+            } else if (strcmp(auto_pad, "VALID") == 0) {
+                g->pre[d] = g->post[d] = 0;
+            } else {
+                g->pre[d] = npd ? ps[j] : 0;
+                g->post[d] = npd ? ps[nsp + j] : 0;
+            }
+        }
+    }
+    return KILN_OK;
+}
+
+/* ---- plans ----------------------------------------------------------------------------------------- */
+
+/* Finalizes execution plans from the heuristics' engine configs of `graph`, filtering by
+ * precision and workspace, until plan index `want` exists (tactic t needs plans 0..t only, which
+ * keeps the builder's per-tactic prepares cheap). Adds them to s->plans. */
+static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, int is_float,
+                                cudnnBackendHeurMode_t mode, int want) {
+    cudnnHandle_t h = kn_dnn_handle(a);
+    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
+    size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+    int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
+    cudnnBackendDescriptor_t heur = NULL;
+    cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_CFGS] = {0};
+    int n_filtered = 0, n_failed = 0, n_big = 0;
+    int64_t count = 0;
+    kiln_status st = KILN_OK;
+    KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode), done);
+    if (cudnnBackendFinalize(heur) != CUDNN_STATUS_SUCCESS) goto done; /* no engine for this graph */
+    if (cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, NULL) !=
+            CUDNN_STATUS_SUCCESS ||
+        count <= 0)
+        count = KN_DNN_MAX_CFGS;
+    if (count > KN_DNN_MAX_CFGS) count = KN_DNN_MAX_CFGS;
+    for (int i = 0; i < count; i++)
+        KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]), done);
+    int64_t got = 0;
+    if (cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, cfgs) !=
+        CUDNN_STATUS_SUCCESS)
+        goto done;
+    if (got > count) got = count;
+    for (int i = 0; i < got && s->n_plans < KN_DNN_MAX_PLANS && s->n_plans <= want; i++) {
+        if (strict_fp32) {
+            cudnnBackendDescriptor_t eng = NULL;
+            int skip = 1;
+            if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
+                int64_t ne = 0;
+                if (cudnnBackendGetAttribute(cfgs[i], CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ne, &eng) ==
+                    CUDNN_STATUS_SUCCESS) {
+                    cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+                    int64_t nn = 0;
+                    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                                                 CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
+                        skip = 0;
+                        for (int64_t k = 0; k < nn; k++)
+                            if (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
+                                skip = 1;
+                    }
+                }
+                cudnnBackendDestroyDescriptor(eng);
+            }
+            if (skip) { n_filtered++; continue; }
+        }
+        cudnnBackendDescriptor_t plan = NULL;
+        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS) continue;
+        int64_t ws = 0, nw = 0;
+        if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) != CUDNN_STATUS_SUCCESS ||
+            cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i]) !=
+                CUDNN_STATUS_SUCCESS ||
+            cudnnBackendFinalize(plan) != CUDNN_STATUS_SUCCESS ||
+            cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &ws) !=
+                CUDNN_STATUS_SUCCESS ||
+            ws < 0) {
+            cudnnBackendDestroyDescriptor(plan);
+            n_failed++;
+            continue;
+        }
+        if ((size_t)ws > ws_limit) {
+            cudnnBackendDestroyDescriptor(plan);
+            n_big++;
+            continue;
+        }
+        s->plans[s->n_plans] = plan;
+        s->plan_ws[s->n_plans] = ws;
+        s->n_plans++;
+    }
+done:
+    KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d over the "
+               "workspace limit, %d did not finalize, %d plans kept",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)count, n_filtered, n_big, n_failed, s->n_plans);
+    for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
+        if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
+    if (heur) cudnnBackendDestroyDescriptor(heur);
+    (void)cudaGetLastError(); /* engines that failed to finalize may leave a launch error behind */
+    return st;
+}
+
+/* Builds the operation graph (fused or the convolution alone) and its plans. */
+static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, int fused, int want) {
+    const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
+    int nd = 2 + g->cnsp;
+    cudnnDataType_t io = kn_dnn_dtype(x->dtype), comp = CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t tx, tw, ty, conv, op_conv, ops[4];
+    int n_ops = 0;
+    KN_TRY(kn_dnn_tensor(s, KN_UID_X, io, nd, g->x, kn_dnn_align(x->data), false, &tx));
+    KN_TRY(kn_dnn_tensor(s, KN_UID_W, io, nd, g->w, kn_dnn_align(w->data), false, &tw));
+    KN_TRY(kn_dnn_tensor(s, KN_UID_Y, io, nd, g->y, kn_dnn_align(y->data), false, &ty));
+
+    KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &conv));
+    int64_t nsp = g->cnsp;
+    cudnnConvolutionMode_t cm = CUDNN_CROSS_CORRELATION;
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp);
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &cm);
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nsp);
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nsp, g->dil);
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nsp, g->stride);
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nsp, g->pre);
+    KN_SET(conv, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nsp, g->post);
+    KN_CUDNN(cudnnBackendFinalize(conv));
+
+    float alpha = 1.0f, beta = 0.0f;
+    cudnnBackendDescriptor_t conv_out = ty;
+    int need_pw = fused && (s->has_bias || s->has_res || s->act != KN_ACT_NONE);
+    if (need_pw) KN_TRY(kn_dnn_tensor(s, KN_UID_VIRT, comp, nd, g->y, 16, true, &conv_out));
+    if (!s->transpose) {
+        KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, &op_conv));
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tx);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tw);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv_out);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
+    } else {
+        /* ConvTranspose: dx = our Y, dy = our X */
+        KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR, &op_conv));
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ty);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tw);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tx);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
+        KN_SET(op_conv, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
+    }
+    KN_CUDNN(cudnnBackendFinalize(op_conv));
+    ops[n_ops++] = op_conv;
+
+    if (need_pw) {
+        cudnnBackendDescriptor_t cur = conv_out;
+        int steps = s->has_bias + s->has_res + (s->act != KN_ACT_NONE);
+        int64_t vuid = KN_UID_VIRT + 1;
+        if (s->has_bias) {
+            int64_t bd[5] = {1, g->y[1], 1, 1, 1};
+            cudnnBackendDescriptor_t tb, out, op;
+            KN_TRY(kn_dnn_tensor(s, KN_UID_BIAS, io, nd, bd, kn_dnn_align(a->in[2].data), false, &tb));
+            if (--steps) KN_TRY(kn_dnn_tensor(s, vuid++, comp, nd, g->y, 16, true, &out));
+            else out = ty;
+            KN_TRY(kn_dnn_pointwise(s, CUDNN_POINTWISE_ADD, cur, tb, out, 0, 0, &op));
+            ops[n_ops++] = op;
+            cur = out;
+        }
+        if (s->has_res) {
+            cudnnBackendDescriptor_t tr, out, op;
+            KN_TRY(kn_dnn_tensor(s, KN_UID_RES, io, nd, g->y, kn_dnn_align(a->in[3].data), false, &tr));
+            if (--steps) KN_TRY(kn_dnn_tensor(s, vuid++, comp, nd, g->y, 16, true, &out));
+            else out = ty;
+            KN_TRY(kn_dnn_pointwise(s, CUDNN_POINTWISE_ADD, cur, tr, out, 0, 0, &op));
+            ops[n_ops++] = op;
+            cur = out;
+        }
+        if (s->act != KN_ACT_NONE) {
+            cudnnBackendDescriptor_t op;
+            KN_TRY(kn_dnn_pointwise(s, (cudnnPointwiseMode_t)kn_dnn_act_mode(s->act), cur, NULL, ty, s->act, s->act_alpha, &op));
+            ops[n_ops++] = op;
+        }
+    }
+    cudnnBackendDescriptor_t graph;
+    cudnnHandle_t h = kn_dnn_handle(a);
+    if (!h) return kn_node_error(a->node, KILN_ERR_DEVICE, "no cuDNN handle");
+    KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
+    KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops);
+    KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
+    int is_float = x->dtype == KILN_F32;
+    KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_A, want));
+    /* the fallback list adds engines the heuristics rank low (true-fp32 ones among them) */
+    if (s->n_plans <= want && s->n_plans < KN_DNN_MAX_PLANS)
+        KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_FALLBACK, want));
+    return KILN_OK;
+}
+
+/* Builds the plans of a step up to tactic `want`. */
+static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state **state) {
+    *state = NULL;
+    kn_cuda_set_node(a->node);
+    const kn_node *n = a->node;
+    kn_conv_state *s = kn_calloc(1, sizeof *s);
+    if (!s) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory preparing a convolution");
+    s->transpose = n->op == KN_OP_ConvTranspose;
+    s->has_bias = a->n_in > 2 && kn_tensor_present(&a->in[2]);
+    s->has_res = !s->transpose && a->n_in > 3 && kn_tensor_present(&a->in[3]);
+    kn_cuda_node_act(n, &s->act, &s->act_alpha, &s->act_beta);
+    kiln_status st = KILN_OK;
+    kn_conv_geom g;
+    KN_CHECK_GOTO(st, kn_conv_geometry(a, s->transpose, &g), fail);
+    s->nd = 2 + g.cnsp;
+    s->k = a->out[0].dims[1];
+    if (a->in[0].dtype != a->in[1].dtype || a->in[0].dtype != a->out[0].dtype) {
+        st = kn_node_error(n, KILN_ERR_DTYPE, "X, W and Y must have one element type");
+        goto fail;
+    }
+    if (s->has_bias && kn_tensor_numel(&a->in[2]) != s->k) {
+        st = kn_node_error(n, KILN_ERR_SHAPE, "B has %lld elements, expected %lld", (long long)kn_tensor_numel(&a->in[2]), (long long)s->k);
+        goto fail;
+    }
+    if (kn_tensor_numel(&a->in[0]) == 0 || kn_tensor_numel(&a->out[0]) == 0) {
+        *state = s; /* an empty batch: nothing for cuDNN, run does nothing */
+        return KILN_OK;
+    }
+    int fusable = !s->transpose && (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
+                  (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act) >= 0);
+    if (fusable) {
+        /* any failure here only means no engine takes the fused graph */
+        if (kn_conv_build(a, s, &g, 1, want) == KILN_OK && s->n_plans > 0) s->fused = 1;
+        kn_clear_error();
+    }
+    if (!s->fused) {
+        /* start over with the convolution alone (the fused descriptors are not needed) */
+        for (int i = 0; i < s->n_plans; i++) cudnnBackendDestroyDescriptor(s->plans[i]);
+        for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
+        s->n_plans = s->n_desc = 0;
+        KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, want), fail);
+    }
+    if (s->n_plans == 0) {
+        char lbl[160], dims[64];
+        st = kn_error(KILN_ERR_UNSUPPORTED, "step %s: cuDNN has no engine for this %s (%s, X %s)",
+                      kn_node_label(n, lbl, sizeof lbl), s->transpose ? "transposed convolution" : "convolution",
+                      kiln_dtype_name(a->in[0].dtype), kn_dims_str(a->in[0].rank, a->in[0].dims, dims, sizeof dims));
+        goto fail;
+    }
+    if (a->ctx) {
+        int64_t need = 0;
+        for (int i = 0; i < s->n_plans; i++) need = s->plan_ws[i] > need ? s->plan_ws[i] : need;
+        KN_CHECK_GOTO(st, kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)need), fail);
+    }
+    KN_VERBOSE("cuda: %s '%s': %d cuDNN plan(s), %s", kn_op_name(n->op), n->name ? n->name : "", s->n_plans,
+               s->fused ? "bias/residual/activation fused" : "epilogue by kiln");
+    *state = s;
+    return KILN_OK;
+fail:
+    kn_conv_state_free(s);
+    return st;
+}
+
+static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
+    kn_conv_state *s = NULL;
+    kiln_status st = kn_conv_plan(a, a->tactic > 0 ? a->tactic : 0, &s);
+    *state = s;
+    return st;
+}
+
+static int kn_conv_num_tactics(const kn_kernel_args *a) {
+    kn_conv_state *s = NULL;
+    if (kn_conv_plan(a, KN_DNN_MAX_PLANS, &s) != KILN_OK) {
+        kn_clear_error();
+        return 1;
+    }
+    int n = s->n_plans;
+    kn_conv_state_free(s);
+    return n > 0 ? n : 1;
+}
+
+static kiln_status kn_conv_run(const kn_kernel_args *a) {
+    kn_conv_state *s = a->state;
+    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
+    if (!s) return kn_node_error(a->node, KILN_ERR_INTERNAL, "the convolution was not prepared for this shape");
+    if (!c) return kn_node_error(a->node, KILN_ERR_INTERNAL, "a convolution ran outside a session");
+    const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
+    if (kn_tensor_numel(y) == 0) return KILN_OK;
+    int t = a->tactic >= 0 && a->tactic < s->n_plans ? a->tactic : 0;
+    if ((size_t)s->plan_ws[t] > c->dnn_ws_bytes)
+        return kn_node_error(a->node, KILN_ERR_INTERNAL, "the cuDNN workspace is smaller than the plan needs");
+    void *ptrs[5];
+    int64_t uids[5];
+    int np = 0;
+    ptrs[np] = x->data; uids[np++] = KN_UID_X;
+    ptrs[np] = w->data; uids[np++] = KN_UID_W;
+    ptrs[np] = y->data; uids[np++] = KN_UID_Y;
+    if (s->fused && s->has_bias) { ptrs[np] = a->in[2].data; uids[np++] = KN_UID_BIAS; }
+    if (s->fused && s->has_res) { ptrs[np] = a->in[3].data; uids[np++] = KN_UID_RES; }
+    cudnnBackendDescriptor_t vp = NULL;
+    kiln_status st = KILN_OK;
+    void *ws = c->dnn_ws;
+    KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, np, ptrs), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, np, uids), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), done);
+    KN_CUDNN_GOTO(st, cudnnBackendFinalize(vp), done);
+    KN_CUDNN_GOTO(st, cudnnBackendExecute(c->dnn, s->plans[t], vp), done);
+    if (!s->fused && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
+        kn_tensor bias_view;
+        const kn_tensor *bias = NULL;
+        if (s->has_bias) {
+            /* [K] seen as [K, 1, ..., 1] so that it broadcasts over the channel dim */
+            bias_view = a->in[2];
+            bias_view.rank = y->rank - 1;
+            bias_view.dims[0] = s->k;
+            for (int i = 1; i < bias_view.rank; i++) bias_view.dims[i] = 1;
+            bias = &bias_view;
+        }
+        st = kn_cuda_epilogue(a, y, bias, 1.0f, s->has_res ? &a->in[3] : NULL, s->act, s->act_alpha, s->act_beta);
+    }
+done:
+    if (vp) cudnnBackendDestroyDescriptor(vp);
+    return st;
+}
+
+static int kn_sup_conv(const kn_graph *g, const kn_node *n) {
+    kiln_dtype t = kn_cuda_in_dtype(g, n, 0);
+    if (!kn_cuda_is_fp(t) || kn_cuda_in_dtype(g, n, 1) != t) return 0;
+    const kn_value *x = n->in[0] >= 0 ? &g->values[n->in[0]] : NULL;
+    if (x && x->rank >= 0 && (x->rank < 3 || x->rank > 5)) return 0;
+    return 1;
+}
+
+void kn_cuda_register_conv(kn_cuda_op *t) {
+    kn_kernel k = {.name = "cudnn.conv", .run = kn_conv_run, .prepare = kn_conv_prepare, .release = kn_conv_state_free,
+                   .num_tactics = kn_conv_num_tactics};
+    t[KN_OP_Conv] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
+    k.name = "cudnn.conv_transpose";
+    t[KN_OP_ConvTranspose] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
+}

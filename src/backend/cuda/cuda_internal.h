@@ -1,0 +1,160 @@
+/* The CUDA backend's host side: session context, checked calls, the kernel table and helpers
+ * shared by the op families (src/backend/cuda/, the .c files). Kernels themselves are in the .cu files behind
+ * cuda_kernels.h. */
+#ifndef KILN_CUDA_INTERNAL_H
+#define KILN_CUDA_INTERNAL_H
+
+#include "backend/backend.h"
+#include "build/module.h"
+#include "cuda_kernels.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+/* Library workspaces. cuBLASLt gets a fixed slab per session (what NVIDIA recommends on Hopper);
+ * cuDNN gets at least KN_CUDNN_WS_MIN and grows, outside any capture, while no recorded graph
+ * of the session could still point at the old buffer. Plans needing more than KN_CUDNN_WS_MAX
+ * are not considered. */
+#define KN_CUBLASLT_WS_BYTES ((size_t)32 << 20)
+#define KN_CUDNN_WS_MIN ((size_t)16 << 20)
+#define KN_CUDNN_WS_MAX ((size_t)1 << 30)
+
+typedef struct kn_cuda_ctx {
+    int device;
+    kiln_precision precision;
+    cudaStream_t own_stream; /* made at session_init */
+    cudaStream_t stream;     /* own_stream, or the caller's (set_stream) */
+    void *arena;
+    size_t arena_bytes;
+    cublasLtHandle_t lt;
+    void *lt_ws;
+    size_t lt_ws_bytes;
+    cudnnHandle_t dnn;
+    void *dnn_ws;
+    size_t dnn_ws_bytes;
+    cudaEvent_t ev_start, ev_stop;
+    /* recorder */
+    int recording;
+    kiln_status record_status;
+    char record_msg[1024];
+    const kn_node *last_node; /* the last step launched (for messages) */
+    int live_graphs;          /* recorded graphs not yet freed */
+} kn_cuda_ctx;
+
+/* Per-module state: one device buffer holding every constant. */
+typedef struct kn_cuda_module {
+    int device;
+    void *consts;
+    size_t const_bytes;
+} kn_cuda_module;
+
+/* ---- checked calls ----------------------------------------------------------------------------
+ * Each turns a failed CUDA / cuDNN / cuBLASLt call into KILN_ERR_DEVICE with a message naming the
+ * call, its error, the source line and the step being prepared or launched. */
+kiln_status kn_cuda_fail(const char *file, int line, const char *call, const char *err);
+const char *kn_cublas_status_name(cublasStatus_t s);
+
+#define KN_CU(call)                                                                               \
+    do {                                                                                          \
+        cudaError_t kn_cu_e_ = (call);                                                            \
+        if (kn_cu_e_ != cudaSuccess)                                                              \
+            return kn_cuda_fail(__FILE__, __LINE__, #call, cudaGetErrorString(kn_cu_e_));        \
+    } while (0)
+#define KN_CUDNN(call)                                                                            \
+    do {                                                                                          \
+        cudnnStatus_t kn_dnn_e_ = (call);                                                         \
+        if (kn_dnn_e_ != CUDNN_STATUS_SUCCESS)                                                    \
+            return kn_cuda_fail(__FILE__, __LINE__, #call, cudnnGetErrorString(kn_dnn_e_));      \
+    } while (0)
+#define KN_CUBLAS(call)                                                                           \
+    do {                                                                                          \
+        cublasStatus_t kn_lt_e_ = (call);                                                         \
+        if (kn_lt_e_ != CUBLAS_STATUS_SUCCESS)                                                    \
+            return kn_cuda_fail(__FILE__, __LINE__, #call, kn_cublas_status_name(kn_lt_e_));     \
+    } while (0)
+/* The same, for functions that clean up: sets st and jumps. */
+#define KN_CU_GOTO(st, call, label)                                                               \
+    do {                                                                                          \
+        cudaError_t kn_cu_e_ = (call);                                                            \
+        if (kn_cu_e_ != cudaSuccess) {                                                            \
+            (st) = kn_cuda_fail(__FILE__, __LINE__, #call, cudaGetErrorString(kn_cu_e_));        \
+            goto label;                                                                           \
+        }                                                                                         \
+    } while (0)
+#define KN_CUDNN_GOTO(st, call, label)                                                            \
+    do {                                                                                          \
+        cudnnStatus_t kn_dnn_e_ = (call);                                                         \
+        if (kn_dnn_e_ != CUDNN_STATUS_SUCCESS) {                                                  \
+            (st) = kn_cuda_fail(__FILE__, __LINE__, #call, cudnnGetErrorString(kn_dnn_e_));      \
+            goto label;                                                                           \
+        }                                                                                         \
+    } while (0)
+#define KN_CUBLAS_GOTO(st, call, label)                                                           \
+    do {                                                                                          \
+        cublasStatus_t kn_lt_e_ = (call);                                                         \
+        if (kn_lt_e_ != CUBLAS_STATUS_SUCCESS) {                                                  \
+            (st) = kn_cuda_fail(__FILE__, __LINE__, #call, kn_cublas_status_name(kn_lt_e_));     \
+            goto label;                                                                           \
+        }                                                                                         \
+    } while (0)
+
+/* The step whose kernel is being prepared or run on this thread (named in messages). */
+void kn_cuda_set_node(const kn_node *n);
+const kn_node *kn_cuda_current_node(void);
+
+/* The session context of a kernel call; kernels run only inside a session. */
+static inline kn_cuda_ctx *kn_cuda_ctx_of(const kn_kernel_args *a) { return (kn_cuda_ctx *)a->ctx; }
+static inline cudaStream_t kn_cuda_stream(const kn_kernel_args *a) {
+    return a->ctx ? ((kn_cuda_ctx *)a->ctx)->stream : (cudaStream_t)0;
+}
+
+/* Makes the session's cuDNN workspace at least `bytes` (outside any capture; refuses while a
+ * recorded graph could still use the old buffer). */
+kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes);
+
+/* ---- kernel table ------------------------------------------------------------------------- */
+typedef struct kn_cuda_op {
+    kn_kernel engine;   /* run == NULL: no kernel */
+    kn_kernel fallback; /* run == NULL: the engine kernel serves */
+    /* Whether this node (dtypes, attributes) is taken; NULL: always. */
+    int (*supports)(const kn_graph *g, const kn_node *n);
+} kn_cuda_op;
+
+void kn_cuda_register_elementwise(kn_cuda_op *t);
+void kn_cuda_register_nn(kn_cuda_op *t);
+void kn_cuda_register_tensor(kn_cuda_op *t);
+void kn_cuda_register_reduce(kn_cuda_op *t);
+void kn_cuda_register_conv(kn_cuda_op *t);
+void kn_cuda_register_gemm(kn_cuda_op *t);
+
+/* ---- helpers for the op families ---------------------------------------------------------- */
+/* dtype of a node's input/output value in the graph (INVALID when omitted or unknown). */
+kiln_dtype kn_cuda_in_dtype(const kn_graph *g, const kn_node *n, int i);
+kiln_dtype kn_cuda_out_dtype(const kn_graph *g, const kn_node *n, int i);
+static inline int kn_cuda_is_fp(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
+static inline int kn_cuda_is_fp_or_f64(kiln_dtype t) { return kn_cuda_is_fp(t) || t == KILN_F64; }
+
+/* Fills a knc_ew for output `out` and inputs (broadcast into out), coalescing dims. Inputs with
+ * in[k] == NULL are absent. */
+kiln_status kn_cuda_ew_setup(knc_ew *p, const kn_node *n, const kn_tensor *out,
+                             const kn_tensor *const *in, int n_in);
+
+/* The epilogue after a library call: y = act(y + scale * bias (broadcast) + residual), in place.
+ * bias / residual may be NULL. */
+kiln_status kn_cuda_epilogue(const kn_kernel_args *a, const kn_tensor *y, const kn_tensor *bias,
+                             float scale, const kn_tensor *residual, int act, float act_alpha,
+                             float act_beta);
+/* Reads "kiln.act" and its parameters off a node. */
+void kn_cuda_node_act(const kn_node *n, int *act, float *alpha, float *beta);
+
+/* Device-to-device copy of a tensor's bytes on the session stream (no-op when src == dst). */
+kiln_status kn_cuda_copy_tensor(const kn_kernel_args *a, void *dst, const void *src, size_t bytes);
+
+/* The kernel of Identity, Dropout, Reshape, Flatten, Squeeze, Unsqueeze: a device copy. */
+kiln_status kn_cuda_copy_run(const kn_kernel_args *a);
+
+/* Row-major contiguous strides of dims. */
+void kn_cuda_strides(int rank, const int64_t *dims, int64_t *strides);
+
+#endif

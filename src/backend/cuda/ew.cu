@@ -1,0 +1,294 @@
+// The elementwise kernel: every unary, binary, variadic, comparison and logic op, Where and the
+// conv/gemm epilogue, with numpy broadcasting through per-input strides; and Cast.
+#include "knc_common.cuh"
+
+#include <math.h>
+
+namespace knc {
+
+template <typename C> __device__ __forceinline__ C act_apply(int act, C x, float a, float b) {
+    if constexpr (std::is_floating_point<C>::value) {
+        switch (act) {
+        case KNC_ACT_RELU: return x > 0 ? x : (C)0;
+        case KNC_ACT_RELU6: return x < 0 ? (C)0 : x > 6 ? (C)6 : x;
+        case KNC_ACT_CLIP: return x < (C)a ? (C)a : x > (C)b ? (C)b : x;
+        case KNC_ACT_SIGMOID: return (C)1 / ((C)1 + exp(-x));
+        case KNC_ACT_HARDSWISH: { C t = x + 3; t = t < 0 ? (C)0 : t > 6 ? (C)6 : t; return x * t / (C)6; }
+        case KNC_ACT_SILU: return x / ((C)1 + exp(-x));
+        case KNC_ACT_GELU_ERF: return (C)0.5 * x * ((C)1 + erf(x * (C)0.70710678118654752));
+        case KNC_ACT_GELU_TANH:
+            return (C)0.5 * x * ((C)1 + tanh((C)0.7978845608028654 * (x + (C)0.044715 * x * x * x)));
+        case KNC_ACT_LEAKY_RELU: return x >= 0 ? x : (C)a * x;
+        default: return x;
+        }
+    } else {
+        return x;
+    }
+}
+
+template <typename C> __device__ __forceinline__ C unary(const knc_ew &p, C x) {
+    if constexpr (std::is_floating_point<C>::value) {
+        const C a = (C)p.alpha, b = (C)p.beta;
+        switch (p.op) {
+        case KNC_RELU: return x > 0 ? x : (C)0;
+        case KNC_LEAKY_RELU: return x >= 0 ? x : a * x;
+        case KNC_ELU: return x >= 0 ? x : a * (exp(x) - (C)1);
+        case KNC_SELU: return (C)p.gamma * (x > 0 ? x : a * (exp(x) - (C)1));
+        case KNC_HARD_SIGMOID: { C t = a * x + b; return t < 0 ? (C)0 : t > 1 ? (C)1 : t; }
+        case KNC_HARD_SWISH: { C t = x / (C)6 + (C)0.5; t = t < 0 ? (C)0 : t > 1 ? (C)1 : t; return x * t; }
+        case KNC_SIGMOID: return (C)1 / ((C)1 + exp(-x));
+        case KNC_TANH: return tanh(x);
+        case KNC_ERF: return erf(x);
+        case KNC_GELU: return (C)0.5 * x * ((C)1 + erf(x * (C)0.70710678118654752));
+        case KNC_GELU_TANH:
+            return (C)0.5 * x * ((C)1 + tanh((C)0.7978845608028654 * (x + (C)0.044715 * x * x * x)));
+        case KNC_SOFTPLUS: return x > (C)20 ? x : log1p(exp(x));
+        case KNC_MISH: { C sp = x > (C)20 ? x : log1p(exp(x)); return x * tanh(sp); }
+        case KNC_SQRT: return sqrt(x);
+        case KNC_RECIPROCAL: return (C)1 / x;
+        case KNC_EXP: return exp(x);
+        case KNC_LOG: return log(x);
+        case KNC_FLOOR: return floor(x);
+        case KNC_CEIL: return ceil(x);
+        case KNC_NEG: return -x;
+        case KNC_ABS: return x < 0 ? -x : x;
+        default: return x;
+        }
+    } else {
+        switch (p.op) {
+        case KNC_RELU: return x > 0 ? x : (C)0;
+        case KNC_NEG: return -x;
+        case KNC_ABS: return x < 0 ? -x : x;
+        case KNC_RECIPROCAL: return x ? (C)1 / x : (C)0;
+        case KNC_SQRT: return (C)sqrt((double)x);
+        default: return x;
+        }
+    }
+}
+
+template <typename C> __device__ __forceinline__ C binary(int op, C x, C y) {
+    switch (op) {
+    case KNC_ADD: case KNC_SUM: case KNC_MEAN: return x + y;
+    case KNC_SUB: return x - y;
+    case KNC_MUL: return x * y;
+    case KNC_DIV:
+        if constexpr (std::is_floating_point<C>::value) return x / y;
+        else return y ? x / y : (C)0;
+    case KNC_POW:
+        if constexpr (std::is_floating_point<C>::value) return pow(x, y);
+        else return (C)pow((double)x, (double)y);
+    case KNC_PRELU: return x >= 0 ? x : y * x;
+    case KNC_MIN:
+        if constexpr (std::is_floating_point<C>::value) { if (isnan(x) || isnan(y)) return x + y; }
+        return x < y ? x : y;
+    case KNC_MAX:
+        if constexpr (std::is_floating_point<C>::value) { if (isnan(x) || isnan(y)) return x + y; }
+        return x > y ? x : y;
+    default: return x;
+    }
+}
+
+// The op on loaded values: x[k] is input k (for Where, x[1] and x[2], with cond from input 0).
+// Comparisons and logic return 0 or 1.
+template <typename C> __device__ __forceinline__ C ew_eval(const knc_ew &p, const C *x, bool cond) {
+    switch (p.op) {
+    case KNC_ADD: case KNC_SUB: case KNC_MUL: case KNC_DIV: case KNC_POW: case KNC_PRELU:
+        return binary<C>(p.op, x[0], x[1]);
+    case KNC_MIN: case KNC_MAX: case KNC_SUM: case KNC_MEAN: {
+        C r = x[0];
+        for (int k = 1; k < p.n_in; k++) r = binary<C>(p.op, r, x[k]);
+        return p.op == KNC_MEAN ? (C)(r * (C)p.scale) : r;
+    }
+    case KNC_EQUAL: return x[0] == x[1];
+    case KNC_LESS: return x[0] < x[1];
+    case KNC_GREATER: return x[0] > x[1];
+    case KNC_NOT: return x[0] ? (C)0 : (C)1;
+    case KNC_AND: return (x[0] && x[1]) ? (C)1 : (C)0;
+    case KNC_WHERE: return cond ? x[1] : x[2];
+    case KNC_EPILOGUE: {
+        C r = x[0];
+        if (p.flags & 1) r += (C)p.scale * x[1];
+        if (p.flags & 2) r += x[2];
+        return act_apply<C>(p.act, r, p.alpha, p.beta);
+    }
+    case KNC_CLIP: {
+        C r = x[0];
+        if (p.flags & 1) { C lo = p.lo_ptr ? x[1] : (C)p.alpha; r = r < lo ? lo : r; }
+        if (p.flags & 2) { C hi = p.hi_ptr ? x[2] : (C)p.beta; r = r > hi ? hi : r; }
+        return r;
+    }
+    default: return unary<C>(p, x[0]);
+    }
+}
+
+// Loads the clip bounds (device scalars) into x[1], x[2].
+template <typename T> __device__ __forceinline__ void ew_clip_bounds(const knc_ew &p, acc_t<T> *x) {
+    if (p.op != KNC_CLIP) return;
+    if (p.lo_ptr) x[1] = ld<T>(p.lo_ptr, 0);
+    if (p.hi_ptr) x[2] = ld<T>(p.hi_ptr, 0);
+}
+
+template <typename T, typename TO, typename I, bool SIMPLE>
+__global__ void __launch_bounds__(256) ew_kernel(const knc_ew p) {
+    using C = acc_t<T>;
+    const I n = (I)p.n;
+    const int first = p.op == KNC_WHERE ? 1 : 0; // Where's condition is read as bool
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+        I off[KNC_EW_MAX_IN];
+        if (SIMPLE) {
+#pragma unroll
+            for (int k = 0; k < KNC_EW_MAX_IN; k++) off[k] = p.strides[k][0] ? i : 0;
+        } else {
+#pragma unroll
+            for (int k = 0; k < KNC_EW_MAX_IN; k++) off[k] = 0;
+            I rem = i;
+            for (int d = p.rank - 1; d >= 0; d--) {
+                I dim = (I)p.dims[d];
+                I idx = rem % dim;
+                rem /= dim;
+#pragma unroll
+                for (int k = 0; k < KNC_EW_MAX_IN; k++) off[k] += idx * (I)p.strides[k][d];
+            }
+        }
+        C x[KNC_EW_MAX_IN];
+#pragma unroll
+        for (int k = 0; k < KNC_EW_MAX_IN; k++) x[k] = 0;
+        for (int k = first; k < p.n_in; k++)
+            if (p.in[k]) x[k] = ld<T>(p.in[k], off[k]);
+        ew_clip_bounds<T>(p, x);
+        bool cond = first ? ((const uint8_t *)p.in[0])[off[0]] != 0 : false;
+        C r = ew_eval<C>(p, x, cond);
+        if constexpr (std::is_same<TO, T>::value) st<T>(p.out, i, r);
+        else ((uint8_t *)p.out)[i] = r ? 1 : 0;
+    }
+}
+
+// 16-byte vectors of V elements for inputs that are contiguous like the output or scalars
+// (rank <= 1), at most 3 inputs, same in and out type: the common unary, binary and epilogue.
+template <typename T, int V> __global__ void __launch_bounds__(256) ew_vec_kernel(const knc_ew p, int64_t nvec) {
+    using C = acc_t<T>;
+    struct alignas(16) vec { T v[V]; };
+    for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += (int64_t)gridDim.x * blockDim.x) {
+        C x[3][V];
+#pragma unroll
+        for (int k = 0; k < 3; k++) {
+            if (k < p.n_in && p.in[k] && p.strides[k][0]) {
+                vec w = ((const vec *)p.in[k])[j];
+#pragma unroll
+                for (int e = 0; e < V; e++) x[k][e] = to_acc<C, T>(w.v[e]);
+            } else {
+                C s = k < p.n_in && p.in[k] ? ld<T>(p.in[k], 0) : (C)0;
+#pragma unroll
+                for (int e = 0; e < V; e++) x[k][e] = s;
+            }
+        }
+        vec o;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+            C xe[KNC_EW_MAX_IN] = {x[0][e], x[1][e], x[2][e]};
+            ew_clip_bounds<T>(p, xe);
+            o.v[e] = from_acc<T, C>(ew_eval<C>(p, xe, false));
+        }
+        ((vec *)p.out)[j] = o;
+    }
+}
+
+template <typename T, typename TO> static cudaError_t ew_go(const knc_ew &p, cudaStream_t s) {
+    bool small = p.n < (int64_t)INT32_MAX;
+    if (small) {
+        for (int k = 0; k < KNC_EW_MAX_IN; k++)
+            for (int d = 0; d < p.rank; d++)
+                if (p.strides[k][d] * p.dims[d] >= (int64_t)INT32_MAX) small = false;
+    }
+    if constexpr (std::is_same<TO, T>::value && (std::is_same<T, float>::value || std::is_same<T, __half>::value ||
+                                                 std::is_same<T, __nv_bfloat16>::value)) {
+        constexpr int V = 16 / sizeof(T);
+        bool vec_ok = p.rank <= 1 && p.n_in <= 3 && p.op != KNC_WHERE && p.n >= V;
+        uintptr_t al = (uintptr_t)p.out;
+        for (int k = 0; k < p.n_in; k++)
+            if (p.in[k] && p.strides[k][0]) al |= (uintptr_t)p.in[k];
+        if (vec_ok && (al % 16) == 0) {
+            int64_t nvec = p.n / V;
+            ew_vec_kernel<T, V><<<grid_for(nvec, 256), 256, 0, s>>>(p, nvec);
+            cudaError_t e = cudaGetLastError();
+            if (e != cudaSuccess || nvec * V == p.n) return e;
+            // the tail: the same op on the last n % V elements
+            knc_ew t = p;
+            int64_t done = nvec * V;
+            for (int k = 0; k < p.n_in; k++)
+                if (t.in[k] && t.strides[k][0]) t.in[k] = (const T *)t.in[k] + done;
+            t.out = (T *)t.out + done;
+            t.n = p.n - done;
+            if (t.rank == 1) t.dims[0] = t.n;
+            ew_kernel<T, TO, int32_t, true><<<1, 256, 0, s>>>(t);
+            return cudaGetLastError();
+        }
+    }
+    unsigned g = grid_for(p.n, 256);
+    if (p.rank <= 1) {
+        if (small) ew_kernel<T, TO, int32_t, true><<<g, 256, 0, s>>>(p);
+        else ew_kernel<T, TO, int64_t, true><<<g, 256, 0, s>>>(p);
+    } else {
+        if (small) ew_kernel<T, TO, int32_t, false><<<g, 256, 0, s>>>(p);
+        else ew_kernel<T, TO, int64_t, false><<<g, 256, 0, s>>>(p);
+    }
+    return cudaGetLastError();
+}
+
+template <typename Ti, typename To>
+__global__ void __launch_bounds__(256) cast_kernel(const Ti *in, To *out, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        using Ci = acc_t<Ti>;
+        Ci v = to_acc<Ci, Ti>(in[i]);
+        if constexpr (std::is_same<To, bool>::value) {
+            ((uint8_t *)out)[i] = v != (Ci)0;
+        } else if constexpr (std::is_floating_point<Ci>::value && !std::is_floating_point<acc_t<To>>::value) {
+            // float -> int: truncation, saturating at the range of int64 (NaN -> 0)
+            double d = (double)v;
+            int64_t q = d != d ? 0 : d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
+            out[i] = (To)q;
+        } else {
+            out[i] = from_acc<To, acc_t<To>>((acc_t<To>)v);
+        }
+    }
+}
+
+} // namespace knc
+
+using namespace knc;
+
+extern "C" cudaError_t knc_ew_launch(const knc_ew *p, cudaStream_t s) {
+    if (p->n <= 0) return cudaSuccess;
+    const bool to_bool = p->out_dtype == KILN_BOOL && p->dtype != KILN_BOOL;
+    if (to_bool) {
+        KNC_DISPATCH_ALL(p->dtype, return (ew_go<T, uint8_t>(*p, s)));
+    } else {
+        KNC_DISPATCH_ALL(p->dtype, return (ew_go<T, T>(*p, s)));
+    }
+    return cudaErrorInvalidValue;
+}
+
+template <typename Ti> static cudaError_t cast_from(const void *in, void *out, kiln_dtype ot, int64_t n, cudaStream_t s) {
+    unsigned g = grid_for(n, 256);
+    const Ti *x = (const Ti *)in;
+    switch (ot) {
+    case KILN_F32: cast_kernel<Ti, float><<<g, 256, 0, s>>>(x, (float *)out, n); break;
+    case KILN_F16: cast_kernel<Ti, __half><<<g, 256, 0, s>>>(x, (__half *)out, n); break;
+    case KILN_BF16: cast_kernel<Ti, __nv_bfloat16><<<g, 256, 0, s>>>(x, (__nv_bfloat16 *)out, n); break;
+    case KILN_F64: cast_kernel<Ti, double><<<g, 256, 0, s>>>(x, (double *)out, n); break;
+    case KILN_I64: cast_kernel<Ti, int64_t><<<g, 256, 0, s>>>(x, (int64_t *)out, n); break;
+    case KILN_I32: cast_kernel<Ti, int32_t><<<g, 256, 0, s>>>(x, (int32_t *)out, n); break;
+    case KILN_I8: cast_kernel<Ti, int8_t><<<g, 256, 0, s>>>(x, (int8_t *)out, n); break;
+    case KILN_U8: cast_kernel<Ti, uint8_t><<<g, 256, 0, s>>>(x, (uint8_t *)out, n); break;
+    case KILN_BOOL: cast_kernel<Ti, bool><<<g, 256, 0, s>>>(x, (bool *)out, n); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t knc_cast(const void *in, kiln_dtype it, void *out, kiln_dtype ot, int64_t n, cudaStream_t s) {
+    if (n <= 0) return cudaSuccess;
+    if (it == KILN_BOOL) it = KILN_U8; // 0/1 either way
+    KNC_DISPATCH_ALL(it, return cast_from<T>(in, out, ot, n, s));
+    return cudaErrorInvalidValue;
+}
