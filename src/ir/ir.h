@@ -118,6 +118,16 @@ kiln_status kn_graph_new_node(kn_graph *g, kn_op op, const char *name, int n_in,
 kiln_status kn_graph_add_sym(kn_graph *g, const char *name, int *out); /* finds or adds */
 /* Makes value v a constant, taking ownership of t. */
 void kn_value_set_constant(kn_value *v, kn_host_tensor *t);
+/* Constants (src/ir/constants.c). Each adds a value with a unique name made from `name` and
+ * stores its index in *out (if out is not NULL). kn_graph_new_constant takes ownership of t, also on
+ * failure, and reports OUT_OF_MEMORY when t is NULL (so a failed kn_host_tensor_new can be passed). */
+kiln_status kn_graph_new_constant(kn_graph *g, const char *name, kn_host_tensor *t, int *out);
+/* An int64 vector (rank 1, `count` values) or scalar (rank 0, count 1). */
+kiln_status kn_graph_new_const_i64(kn_graph *g, const char *name, int rank, const int64_t *vals,
+                                   int64_t count, int *out);
+/* A scalar of `dtype` holding v, converted as kn_store_f64 does. */
+kiln_status kn_graph_new_const_scalar(kn_graph *g, const char *name, kiln_dtype dtype, double v,
+                                      int *out);
 
 /* ---- attributes ----------------------------------------------------------------------------- */
 kiln_status kn_node_set_attr(kn_node *n, const kiln_attr *a); /* copies; replaces same name */
