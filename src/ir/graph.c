@@ -69,7 +69,7 @@ kiln_status kn_graph_new_value(kn_graph *g, const char *name, int *out) {
     const char *use = name;
     if (!use || !*use || kn_graph_find_value(g, use) >= 0) {
         for (int k = g->n_values;; k++) {
-            snprintf(buf, sizeof buf, "%s_%d", name && *name ? name : "v", k);
+            snprintf(buf, sizeof buf, "%.200s_%d", name && *name ? name : "v", k); /* room for the suffix */
             if (kn_graph_find_value(g, buf) < 0) break;
         }
         use = buf;

@@ -43,7 +43,7 @@ kiln_status kn_shapes_infer(const kn_graph *g, const int *order, int n_order,
         t->rank = val->rank;
         for (int i = 0; i < val->rank; i++) t->dims[i] = in_dims[k][i];
     }
-    kn_tensor ins[32], outs[8];
+    kn_tensor ins[64], outs[8];
     for (int k = 0; k < n_order && st == KILN_OK; k++) {
         const kn_node *n = &g->nodes[order[k]];
         const kn_op_def *d = kn_op_get(n->op);
@@ -51,7 +51,7 @@ kiln_status kn_shapes_infer(const kn_graph *g, const int *order, int n_order,
             st = kn_node_error(n, KILN_ERR_UNSUPPORTED, "op has no shape inference");
             break;
         }
-        if (n->n_in > 32 || n->n_out > 8) {
+        if (n->n_in > 64 || n->n_out > 8) {
             st = kn_node_error(n, KILN_ERR_UNSUPPORTED, "too many inputs or outputs (%d, %d)", n->n_in, n->n_out);
             break;
         }

@@ -190,7 +190,11 @@ static kiln_status kn_infer_dropout(kn_infer_ctx *c) {
         KN_TRY(kn_expect_scalar(c, 2));
         const kn_tensor *r = c->n_in > 1 ? &c->in[1] : NULL;
         int zero_ratio = r && kn_tensor_present(r) && r->host && kn_load_f64(r->host, r->dtype, 0) == 0;
-        if (c->in[2].host && *(const uint8_t *)c->in[2].host && !zero_ratio)
+        if (!c->in[2].host)
+            return kn_node_error(c->node, KILN_ERR_UNSUPPORTED,
+                                 "training_mode '%s' must be known before the run (a constant); kiln runs "
+                                 "Dropout in inference mode only", kn_in_name(c, 2));
+        if (*(const uint8_t *)c->in[2].host && !zero_ratio)
             return kn_node_error(c->node, KILN_ERR_UNSUPPORTED,
                                  "training_mode '%s' is true; kiln runs Dropout in inference mode only",
                                  kn_in_name(c, 2));
@@ -291,7 +295,9 @@ static const kn_ew_row kn_ew_rows[] = {
 void kn_ops_register_elementwise(kn_op_def *t) {
     for (size_t i = 0; i < sizeof kn_ew_rows / sizeof kn_ew_rows[0]; i++) {
         const kn_ew_row *r = &kn_ew_rows[i];
-        t[r->op] = (kn_op_def){kn_op_name(r->op), r->min_in, r->max_in, r->min_out, r->max_out, 0,
+        /* Dropout's ratio and training_mode decide what it computes: read them on the host */
+        uint32_t host = r->op == KN_OP_Dropout ? 0x6u : 0u;
+        t[r->op] = (kn_op_def){kn_op_name(r->op), r->min_in, r->max_in, r->min_out, r->max_out, host,
                                r->flags, r->check, r->infer};
         kn_ew_types[r->op] = r->types;
     }
