@@ -19,6 +19,7 @@ done
   find "$BUILD" -name CTestTestfile.cmake
   find "$BUILD" -maxdepth 2 -type f -perm -u+x \( -path "$BUILD/tests/*" -o -name kiln \)
   echo "$BUILD/gpu-libs"
+  ls "$BUILD"/libkiln.so*   # the Python package loads it
   echo tests  # sources and scripts that scripted tests run (data outside the checkout stays behind)
 } | tar -cJf "$DEST/kiln-gpu.tar.xz" -T -
 ls -la "$DEST/kiln-gpu.tar.xz"
