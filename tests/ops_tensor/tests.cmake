@@ -1,6 +1,5 @@
 # The tensor ops against the ONNX backend node tests (Reshape, Slice, Gather, Resize, Pad, ...),
 # through libkiln on the CPU. Registered only where the data and Debian's python3-onnx are there.
-set(KILN_ONNX_NODE_TESTS "/work/shared/onnx-node-tests/node" CACHE PATH "ONNX backend node test data")
 if(EXISTS "${KILN_ONNX_NODE_TESTS}" AND EXISTS /usr/bin/python3)
   execute_process(COMMAND /usr/bin/python3 -c "import onnx, numpy" RESULT_VARIABLE KILN_PY_ONNX_RC
                   OUTPUT_QUIET ERROR_QUIET)
@@ -8,7 +7,7 @@ if(EXISTS "${KILN_ONNX_NODE_TESTS}" AND EXISTS /usr/bin/python3)
     add_test(NAME conformance.ops_tensor
              COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/check_onnx_node.py $<TARGET_FILE:kiln>
                      ${KILN_ONNX_NODE_TESTS})
-    set_tests_properties(conformance.ops_tensor PROPERTIES LABELS "conformance;cpu" TIMEOUT 600)
+    set_tests_properties(conformance.ops_tensor PROPERTIES LABELS "conformance;cpu" TIMEOUT 600 SKIP_RETURN_CODE 77)
     if(KILN_SANITIZE)
       # python is not built with ASan: its runtime must come first; python's own leaks are not ours
       execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so OUTPUT_VARIABLE KILN_LIBASAN

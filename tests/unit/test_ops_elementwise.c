@@ -658,8 +658,8 @@ static void test_identity_dropout(void) {
     KT_OK(kt_run("Dropout", "drop_train0", 3, ins, 0, NULL, 2, y));
     if (y[0].v && y[1].v) { kt_expect("Dropout ratio 0", &y[0], x.v, 30); kt_expect("Dropout ratio 0 mask", &y[1], ones, 30); }
     kt_free(&y[0]); kt_free(&y[1]);
-    ins[2].no_host = 1; /* not known before the run: inference mode */
-    KT_OK(kt_run("Dropout", "drop_unknown", 3, ins, 0, NULL, 1, y));
+    ins[2].no_host = 1; /* not known before the run: refused, it could mean training */
+    KT_FAILS(kt_run("Dropout", "drop_unknown", 3, ins, 0, NULL, 1, y), KILN_ERR_UNSUPPORTED, "must be known before the run");
     kt_free(&y[0]);
     kt_free(&x); kt_free(&ins[1]); kt_free(&ins[2]);
 }

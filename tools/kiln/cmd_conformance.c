@@ -781,6 +781,19 @@ static void kc_report(kc_test *tests, int n, int verbose) {
 
 /* ---- the command ----------------------------------------------------------------------------------- */
 
+/* Whether CUDA is usable, asked in a child when tests run forked: a CUDA context made in the
+ * parent does not survive fork(), and every forked test would fail to initialise. */
+static int kc_cuda_usable(const kc_opts *o) {
+    if (!o->fork) return kiln_cuda_available();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) _exit(kiln_cuda_available() ? 0 : 1);
+    int status = 0;
+    if (waitpid(pid, &status, 0) < 0) return 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static int run(int argc, char **argv) {
     kc_opts o = {.device = KILN_DEVICE_CPU, .fork = 1, .timeout_s = 300, .min_block_size = 1};
     for (int i = 1; i < argc; i++) {
@@ -811,7 +824,7 @@ static int run(int argc, char **argv) {
         }
     }
     if (!o.dir) return kiln_cli_usage_error("conformance", "give the folder of the tests");
-    if (o.device == KILN_DEVICE_CUDA && !kiln_cuda_available()) {
+    if (o.device == KILN_DEVICE_CUDA && !kc_cuda_usable(&o)) {
         /* every test would be refused and the run would look clean */
         fprintf(stderr, "kiln conformance: --device cuda, but no CUDA device is usable (a CPU-only build or no GPU)\n");
         return 1;
