@@ -82,6 +82,9 @@ static kiln_status kn_resolve_profiles(kn_graph *g, const kiln_build_config *c, 
             if (d.sym < 0 && d.v >= 0 && (mn != d.v || mx != d.v))
                 return kn_error(KILN_ERR_SHAPE, "profile for input '%s', dim %d: the model fixes it to %lld, profile gives %lld..%lld",
                                 v->name, i, (long long)d.v, (long long)mn, (long long)mx);
+            if (mx > INT32_MAX)
+                return kn_error(KILN_ERR_SHAPE, "profile for input '%s', dim %d: max %lld is larger than %d",
+                                v->name, i, (long long)mx, INT32_MAX);
             io->min[i] = mn;
             io->opt[i] = op;
             io->max[i] = mx;
@@ -91,6 +94,14 @@ static kiln_status kn_resolve_profiles(kn_graph *g, const kiln_build_config *c, 
                 if (mx < s->max) s->max = mx;
             }
         }
+    }
+    /* element counts beyond 2^48 would overflow byte sizes downstream: refuse them here */
+    for (int k = 0; k < g->n_inputs; k++) {
+        double n = 1;
+        for (int i = 0; i < info[k].rank; i++) n *= (double)info[k].max[i];
+        if (n > 281474976710656.0)
+            return kn_error(KILN_ERR_SHAPE, "input '%s': the profile's max shape has %.3g elements, more than 2^48",
+                            info[k].name, n);
     }
     return KILN_OK;
 }

@@ -175,11 +175,42 @@ static void test_profile_errors(void) {
     kiln_graph_free(g);
 }
 
+/* An arena larger than the machine's memory: session creation fails cleanly, and the module
+ * still serves a session with a sane profile afterwards. */
+static void test_huge_arena(void) {
+    kiln_graph *g = make_graph();
+    kiln_build_config cfg;
+    kiln_build_config_init(&cfg);
+    cfg.device = KILN_DEVICE_CPU;
+    cfg.min_block_size = 1;
+    /* 2^41 rows of 8 floats: a 64 TiB arena */
+    kiln_input_profile p = {.name = "x", .rank = 2, .min = {1, 8}, .opt = {4, 8}, .max = {INT32_MAX, 8}};
+    cfg.profiles = &p;
+    cfg.num_profiles = 1;
+    kiln_module *m = NULL;
+    KT_OK(kiln_compile(g, &cfg, &m));
+    kiln_session *s = NULL;
+    if (m) {
+        KT_FAILS(kiln_session_create(m, &s), KILN_ERR_OUT_OF_MEMORY, "arena");
+        KT_CHECK(s == NULL, "no session on failure");
+    }
+    kiln_module_free(m);
+    p.max[0] = (int64_t)INT32_MAX + 1;
+    KT_FAILS(kiln_compile(g, &cfg, &m), KILN_ERR_SHAPE, "is larger than");
+    kiln_module *ok = compile(g, 1);
+    KT_OK(kiln_session_create(ok, &s));
+    if (s) run_and_check(s, 2);
+    kiln_session_free(s);
+    kiln_module_free(ok);
+    kiln_graph_free(g);
+}
+
 int main(void) {
     kt_seed(1);
     test_modes_and_cache();
     test_scoped_enable();
     test_bad_input();
     test_profile_errors();
+    test_huge_arena();
     return kt_finish();
 }
