@@ -826,8 +826,9 @@ static int run(int argc, char **argv) {
     if (!o.dir) return kiln_cli_usage_error("conformance", "give the folder of the tests");
     if (o.device == KILN_DEVICE_CUDA && !kc_cuda_usable(&o)) {
         /* every test would be refused and the run would look clean */
-        fprintf(stderr, "kiln conformance: --device cuda, but no CUDA device is usable (a CPU-only build or no GPU)\n");
-        return 1;
+        printf("SKIP: kiln conformance --device cuda: no CUDA device is usable (a CPU-only build or no GPU); "
+               "nothing ran\n");
+        return 77; /* the conventional "skipped" code: nothing ran, nothing passed */
     }
     kc_excl ex = {0};
     if (o.exclude && kc_load_exclusions(o.exclude, &ex) != 0) {
@@ -931,7 +932,8 @@ static void help(FILE *f) {
             "atol 1e-2 for bf16; integers and bools exactly; NaN matches NaN).\n\n"
             "Tests that use ops or features kiln does not support are skipped with the reason, as are\n"
             "the tests named in the exclusion file (lines 'test_name  # reason'). Prints a table per\n"
-            "op and ends with 'N passed, N failed, N skipped'; exits 1 when a test failed.\n\n"
+            "op and ends with 'N passed, N failed, N skipped'; exits 1 when a test failed, and 77\n"
+            "(skipped) when --device cuda finds no usable GPU.\n\n"
             "  --device cpu|cuda    where to run (default cpu)\n"
             "  --filter SUBSTR      only the tests whose name contains SUBSTR\n"
             "  --exclude FILE       the exclusion file\n"
