@@ -1,14 +1,14 @@
 # The two commands for a fresh machine:
 #   make demo   installs what is missing, builds, runs `kiln demo` (ResNet-18, latency, check)
 #   make test   installs what is missing, builds, runs every test (ctest)
-# Other targets: build, test-sanitize (ASan+UBSan build of the CPU tests), gpu-test, clean.
+# Other targets: build, test-sanitize (ASan+UBSan build of the CPU tests), fuzz, gpu-test, clean.
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DKILN_WERROR=ON
 
-.PHONY: all deps build demo test test-sanitize gpu-test clean
+.PHONY: all deps build demo test test-sanitize fuzz gpu-test clean
 
 all: build
 
@@ -31,6 +31,10 @@ test-sanitize: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|conformance|cli'
+
+# libFuzzer over the ONNX importer and the engine loader, FUZZ_SECONDS each (default 60).
+fuzz: deps
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 # On the GPU machine: build with CUDA, run every test and the benchmarks.
 gpu-test:

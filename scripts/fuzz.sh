@@ -18,9 +18,13 @@ if [ -d "$nodes" ]; then
     cp "$d/model.onnx" "$B/corpus/onnx/$(basename "$d").onnx"
   done
 fi
-# engines saved by the plan tests seed the loader
-cmake -S . -B build-seeds -DKILN_CUDA=OFF >/dev/null && cmake --build build-seeds -j "$(nproc)" --target test_plan >/dev/null
-KILN_TEST_PLAN_SEEDS=$B/corpus/engine build-seeds/tests/test_plan >/dev/null || true
+# engines saved by the plan tests seed the loader (from the main build when there is one)
+plan_test=build/tests/test_plan
+if [ ! -x "$plan_test" ]; then
+  cmake -S . -B build-seeds -DKILN_CUDA=OFF >/dev/null && cmake --build build-seeds -j "$(nproc)" --target test_plan >/dev/null
+  plan_test=build-seeds/tests/test_plan
+fi
+KILN_TEST_PLAN_SEEDS=$B/corpus/engine $plan_test >/dev/null || true
 status=0
 for t in fuzz_onnx fuzz_engine; do
   corpus=$B/corpus/${t#fuzz_}
