@@ -44,6 +44,9 @@ struct kiln_session {
      * recording for that slot tries to update one in place instead of instantiating anew. */
     void *spare_whole;
     void **spare_block;
+    /* Instances skip the kernels' prepare (the tactic timer's session, which prepares each
+     * tactic itself and runs nothing else). */
+    int no_prepare;
 };
 
 /* The instance for these input dims (made and prepared on a miss, outside any capture). */

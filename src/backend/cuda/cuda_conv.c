@@ -311,24 +311,33 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
     int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
     cudnnBackendDescriptor_t ha[KN_DNN_MAX_HEUR], fb[KN_DNN_MAX_CFGS];
-    int na = 0, nf = 0;
+    int na = 0, nf = 0, have_fb = 0;
+    /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
+     * most): the fallback list is read only when it is counted or needed */
     kiln_status st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_A, ha, KN_DNN_MAX_HEUR, &na);
-    if (st == KILN_OK) st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
-    s->n_tactics = na + (nf > 0);
-    if (st == KILN_OK && want >= 0 && s->n_tactics > 0) {
-        int t = want < s->n_tactics ? want : 0;
+    if (st == KILN_OK && (want < 0 || want >= na)) {
+        st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
+        have_fb = 1;
+    }
+    s->n_tactics = na + (have_fb ? nf > 0 : 1);
+    if (st == KILN_OK && want >= 0) {
+        int t = want <= na ? want : 0;
         int n_tried = 0;
-        /* the wanted tactic first, then every other one in order */
-        for (int k = -1; k < s->n_tactics && !s->plan; k++) {
+        /* the wanted tactic first, then every other one in order (the fallback list last) */
+        for (int k = -1; k <= na && !s->plan && st == KILN_OK; k++) {
             int cand = k < 0 ? t : k;
             if (k >= 0 && cand == t) continue;
             if (cand < na) {
                 n_tried++;
                 if (kn_dnn_finalize(h, ha[cand], ws_limit, &s->plan, &s->plan_ws)) break;
-            } else {
-                for (int j = 0; j < nf && !s->plan; j++, n_tried++)
-                    if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) break;
+                continue;
             }
+            if (!have_fb) {
+                st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
+                have_fb = 1;
+            }
+            for (int j = 0; j < nf && !s->plan; j++, n_tried++)
+                if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) break;
         }
         s->n_plans = s->plan != NULL;
         KN_VERBOSE("cuda: tactic %d of %d: %s after %d finalize attempt(s)", want, s->n_tactics,
