@@ -343,6 +343,14 @@ KILN_API kiln_status kiln_session_set_warmup_runs(kiln_session *session, int run
 /* Drops every recorded graph (the next run records anew). */
 KILN_API kiln_status kiln_session_reset_graphs(kiln_session *session);
 KILN_API kiln_status kiln_session_counters(const kiln_session *session, kiln_counters *out);
+/* Profiles one shape: runs the module (in the session's CUDA-graph mode) to measure the end-to-end
+ * latency, then times every step on its own (device time per launch, median of a few runs; steps
+ * that can be captured are timed as a recorded graph, without host launch costs). *report (free
+ * with kiln_free) lists the steps by time with op, node, kernel, tactic and share of the sum, and
+ * the sum against the end-to-end latency; json selects JSON. Leaves outputs in the session's
+ * buffers as a run does. */
+KILN_API kiln_status kiln_session_profile(kiln_session *session, const kiln_tensor *inputs, int num_inputs,
+                                          bool json, char **report);
 
 /* Whether a CUDA device is usable in this process (false on a CPU-only build). */
 KILN_API bool kiln_cuda_available(void);

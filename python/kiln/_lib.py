@@ -211,6 +211,7 @@ SIGNATURES = {
     "kiln_session_set_warmup_runs": (_st, [_p, _i]),
     "kiln_session_reset_graphs": (_st, [_p]),
     "kiln_session_counters": (_st, [_p, ctypes.POINTER(kiln_counters)]),
+    "kiln_session_profile": (_st, [_p, _ptensor, _i, _b, _pp]),
     "kiln_cuda_available": (_b, []),
 }
 

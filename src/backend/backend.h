@@ -78,6 +78,12 @@ typedef struct kn_backend {
     kiln_status (*graph_launch)(void *ctx, void *graph);
     void (*graph_free)(void *ctx, void *graph);
 
+    /* Device timing for profiles: timer_begin marks the session's stream, timer_end marks it
+     * again, waits and returns the device time between the marks in ms (CUDA: events). NULL:
+     * the runtime times with the host clock around synchronize calls. */
+    kiln_status (*timer_begin)(void *ctx);
+    kiln_status (*timer_end)(void *ctx, double *ms);
+
     /* One line naming the device and library versions ("NVIDIA H100 sm_90 cudnn 91900 ..."): keys
      * the timing cache and is stored in engine files. NULL: the backend name is enough.
      * Engine files compare the device part (device name, compute capability) and the library part

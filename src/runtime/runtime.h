@@ -44,12 +44,37 @@ struct kiln_session {
      * recording for that slot tries to update one in place instead of instantiating anew. */
     void *spare_whole;
     void **spare_block;
+    /* Instances skip the kernels' prepare (the tactic timer's session, which prepares each
+     * tactic itself and runs nothing else). */
+    int no_prepare;
 };
 
 /* The instance for these input dims (made and prepared on a miss, outside any capture). */
 kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_RANK], kn_instance **out);
 /* Runs every step eagerly (no graphs). */
 kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count);
+
+/* A per-step profile (src/runtime/profile.c): the device time of every step, median over runs;
+ * a step whose kernel can be captured is timed as a recorded graph of `repeat` launches of it
+ * (so host launch costs stay out, as in a graph replay), others as `repeat` eager launches. */
+typedef struct kn_profile_entry {
+    int step;
+    double ms;   /* per launch */
+    int graphed; /* timed from a recorded graph */
+} kn_profile_entry;
+
+typedef struct kn_profile {
+    int n;
+    kn_profile_entry *e; /* step order */
+    int runs, repeat;
+    double sum_ms;
+    double e2e_ms;  /* median latency of kiln_session_run + synchronize in the session's mode */
+    int e2e_runs;
+    kiln_cudagraphs_mode mode;
+} kn_profile;
+
+kiln_status kn_session_profile(kiln_session *s, const kiln_tensor *inputs, int n_inputs, int runs, kn_profile *out);
+void kn_profile_free(kn_profile *p);
 
 /* Times the tactics of every step that offers more than one, at the opt shape (src/build/tactics.c). */
 kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c);

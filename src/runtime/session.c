@@ -137,7 +137,7 @@ static kiln_status kn_instance_create(kiln_session *s, const int64_t (*dims)[KIL
         io += nd->n_out;
         a->ctx = s->ctx;
         a->tactic = step->tactic;
-        if (step->kernel->prepare) {
+        if (step->kernel->prepare && !s->no_prepare) {
             st = step->kernel->prepare(a, &in->kstate[i]);
             if (st != KILN_OK) goto fail;
             a->state = in->kstate[i];

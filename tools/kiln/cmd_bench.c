@@ -289,6 +289,22 @@ static int write_json(const char *path, const char *model, kiln_device dev, cons
     return 0;
 }
 
+/* --profile: the device time of every step (kiln_session_profile) in a fresh session. */
+static int print_profile(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode mode) {
+    kiln_session *s = NULL;
+    char *report = NULL;
+    int rc = 0;
+    if (kiln_session_create(m, &s) != KILN_OK) return kiln_cli_fail("bench", "creating a session");
+    if (kiln_session_set_cudagraphs_mode(s, mode) != KILN_OK ||
+        kiln_session_profile(s, in->tensors, in->n_tensors, false, &report) != KILN_OK)
+        rc = kiln_cli_fail("bench", "profiling");
+    else
+        printf("\n=== per-step profile ===\n%s", report);
+    kiln_free(report);
+    kiln_session_free(s);
+    return rc;
+}
+
 static int run(int argc, char **argv) {
     kc_args a;
     kc_args_init(&a, "bench", argc, argv);
@@ -298,7 +314,7 @@ static int run(int argc, char **argv) {
     kc_inputs_init(&in);
     const char *model = NULL, *json = NULL;
     kiln_cudagraphs_mode mode = KILN_CUDAGRAPHS_OFF;
-    int all = 0;
+    int all = 0, profile = 0;
     bench_opts o = {.warmup_ms = 200, .duration_s = 3, .min_iterations = 10};
     while (kc_next(&a)) {
         if (kc_build_flag(&a, &b) || kc_inputs_flag(&a, &in)) continue;
@@ -316,6 +332,8 @@ static int run(int argc, char **argv) {
             if (!a.failed && !kc_parse_ll(a.value, 1, 1000000000LL, &v))
                 kc_usage(&a, "--iterations '%s': expected an integer >= 1", a.value);
             else o.min_iterations = v;
+        } else if (kc_switch(&a, "--profile")) {
+            profile = 1;
         } else if (kc_flag(&a, "--json", NULL)) {
             if (!a.failed && !*a.value) kc_usage(&a, "--json needs a file name");
             json = a.value;
@@ -380,6 +398,7 @@ static int run(int argc, char **argv) {
                results[1].latency.median > 0 ? results[0].latency.median / results[1].latency.median : 0,
                results[2].latency.median > 0 ? results[0].latency.median / results[2].latency.median : 0);
     }
+    if (profile && (rc = print_profile(mdl.module, &in, all ? KILN_CUDAGRAPHS_WHOLE : mode))) goto done;
     if (json && (rc = write_json(json, model, dev, &in, mdl.module, &o, results, n_results))) goto done;
     if (json) printf("wrote %s\n", json);
 done:
@@ -409,6 +428,10 @@ static void help(FILE *f) {
             "  --warmup-ms N               warm up for N ms before timing (default 200)\n"
             "  --duration-s N              time for at least N seconds (default 3)\n"
             "  --iterations N              and at least N iterations (default 10)\n"
+            "  --profile                   then time every step on its own (device time per launch,\n"
+            "                              median; from a recorded graph where it can be captured) and\n"
+            "                              list them by time with op, node, kernel, tactic and share,\n"
+            "                              with their sum against the end-to-end latency\n"
             "  --json FILE                 write the results as JSON (numbers in ms, s and 1/s)\n"
             "  -i, --input NAME=FILE.npy   input data from a NumPy file instead of random data\n"
             "  --seed N                    the random inputs' seed (default 1)\n");

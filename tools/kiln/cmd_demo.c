@@ -1,6 +1,6 @@
-/* kiln demo: ResNet-18 built through the graph API, compiled for the best device present with a
- * batch profile 1..16, timed at batch 1 and 8 with graphs off and on, and checked against the
- * CPU reference kernels (an unoptimized CPU build of the same graph). */
+/* kiln demo: ResNet-18 (or -50) built through the graph API, compiled for the best device present
+ * with a batch profile 1..16, timed at batch 1 and 8 with graphs off and on, and checked against
+ * the CPU reference kernels (an unoptimized CPU build of the same graph). */
 #include "cli.h"
 #include "resnet.h"
 
@@ -25,11 +25,17 @@ typedef struct demo_opts {
     kiln_precision precision;
     double seconds; /* per configuration */
     int max_runs;
+    int depth;                /* ResNet depth: 18 or 50 */
+    const char *timing_cache; /* --timing-cache FILE */
+    int profile;              /* --profile: per-step profile at batch 1, whole-module graph */
+    int check;                /* compare with the CPU reference (--no-check turns it off) */
 } demo_opts;
 
-static kiln_status compile_for(const kiln_graph *g, kiln_device dev, kiln_precision prec, int optimize, kiln_module **m) {
+static kiln_status compile_for(const kiln_graph *g, kiln_device dev, kiln_precision prec, int optimize,
+                               const char *timing_cache, kiln_module **m) {
     kiln_build_config cfg;
     kiln_build_config_init(&cfg);
+    cfg.timing_cache = timing_cache;
     cfg.device = dev;
     cfg.precision = prec;
     cfg.optimize = optimize;
@@ -68,6 +74,10 @@ static int parse(int argc, char **argv, demo_opts *o) {
     o->precision = KILN_PRECISION_FP32;
     o->seconds = 2.0;
     o->max_runs = 1000;
+    o->depth = 18;
+    o->timing_cache = NULL;
+    o->profile = 0;
+    o->check = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--device") && i + 1 < argc) {
@@ -79,6 +89,16 @@ static int parse(int argc, char **argv, demo_opts *o) {
         } else if (!strcmp(a, "--fp16")) o->precision = KILN_PRECISION_FP16;
         else if (!strcmp(a, "--tf32")) o->precision = KILN_PRECISION_TF32;
         else if (!strcmp(a, "--fp32")) o->precision = KILN_PRECISION_FP32;
+        else if (!strcmp(a, "--bf16")) o->precision = KILN_PRECISION_BF16;
+        else if (!strcmp(a, "--profile")) o->profile = 1;
+        else if (!strcmp(a, "--no-check")) o->check = 0;
+        else if (!strcmp(a, "--timing-cache") && i + 1 < argc) o->timing_cache = argv[++i];
+        else if (!strcmp(a, "--model") && i + 1 < argc) {
+            const char *mdl = argv[++i];
+            if (!strcmp(mdl, "resnet18")) o->depth = 18;
+            else if (!strcmp(mdl, "resnet50")) o->depth = 50;
+            else return kiln_cli_usage_error("demo", "unknown model '%s' (resnet18 or resnet50)", mdl);
+        }
         else if (!strcmp(a, "--seconds") && i + 1 < argc) {
             char *end;
             o->seconds = strtod(argv[++i], &end);
@@ -104,17 +124,18 @@ static int run(int argc, char **argv) {
     kiln_session *s = NULL, *rs = NULL;
     float *x = NULL, *y = NULL, *yr = NULL;
     rc = 1;
-    if (kiln_resnet_build(18, 224, 0, &g) != KILN_OK) return kiln_cli_fail("demo", "building ResNet-18");
+    if (kiln_resnet_build(o.depth, 224, 0, &g) != KILN_OK) return kiln_cli_fail("demo", "building the ResNet");
     double t0 = now_ms();
-    if (compile_for(g, o.device, o.precision, 1, &m) != KILN_OK) { kiln_cli_fail("demo", "compiling"); goto done; }
+    if (compile_for(g, o.device, o.precision, 1, o.timing_cache, &m) != KILN_OK) { kiln_cli_fail("demo", "compiling"); goto done; }
     double build_ms = now_ms() - t0;
     int on_gpu = kiln_module_device(m) == KILN_DEVICE_CUDA;
-    printf("kiln demo: ResNet-18 (224x224, seeded random weights), %d nodes\n", kiln_graph_num_nodes(g));
-    printf("compiled for %s, %s, batch profile 1..16 (opt 8) in %.0f ms: %d segment(s)\n", on_gpu ? "cuda" : "cpu",
-           o.precision == KILN_PRECISION_FP16 ? "fp16" : o.precision == KILN_PRECISION_TF32 ? "tf32" : "fp32",
-           build_ms, kiln_module_num_segments(m));
-    if (compile_for(g, KILN_DEVICE_CPU, KILN_PRECISION_FP32, 0, &ref) != KILN_OK) { kiln_cli_fail("demo", "compiling the reference"); goto done; }
-    if (kiln_session_create(m, &s) != KILN_OK || kiln_session_create(ref, &rs) != KILN_OK) { kiln_cli_fail("demo", "creating a session"); goto done; }
+    printf("kiln demo: ResNet-%d (224x224, seeded random weights), %d nodes\n", o.depth, kiln_graph_num_nodes(g));
+    printf("compiled for %s, %s, batch profile 1..16 (opt 8) in %.0f ms%s: %d segment(s)\n", on_gpu ? "cuda" : "cpu",
+           o.precision == KILN_PRECISION_FP16 ? "fp16" : o.precision == KILN_PRECISION_BF16 ? "bf16"
+           : o.precision == KILN_PRECISION_TF32 ? "tf32" : "fp32",
+           build_ms, o.timing_cache ? " (with the timing cache)" : "", kiln_module_num_segments(m));
+    if (o.check && compile_for(g, KILN_DEVICE_CPU, KILN_PRECISION_FP32, 0, NULL, &ref) != KILN_OK) { kiln_cli_fail("demo", "compiling the reference"); goto done; }
+    if (kiln_session_create(m, &s) != KILN_OK || (o.check && kiln_session_create(ref, &rs) != KILN_OK)) { kiln_cli_fail("demo", "creating a session"); goto done; }
     x = malloc(16 * 3 * 224 * 224 * sizeof *x);
     y = malloc(16 * 1000 * sizeof *y);
     yr = malloc(16 * 1000 * sizeof *yr);
@@ -136,6 +157,7 @@ static int run(int argc, char **argv) {
             printf("%-6lld %-12s %12.3f %8d\n", (long long)n, mode ? graphs_label : "off", med, runs);
             fflush(stdout);
         }
+        if (!o.check) continue;
         kiln_tensor rout = {.data = yr, .device = KILN_DEVICE_CPU};
         if (kiln_session_run(rs, &in, 1, &rout, 1) != KILN_OK) { kiln_cli_fail("demo", "running the reference"); goto done; }
         double num = 0, den = 0;
@@ -147,8 +169,32 @@ static int run(int argc, char **argv) {
         double rel = num / (den > 0 ? den : 1);
         if (!(rel <= worst)) worst = rel;
     }
-    double tol = o.precision == KILN_PRECISION_FP16 ? 2e-2 : o.precision == KILN_PRECISION_TF32 ? 5e-3 : 1e-4;
-    if (worst <= tol) {
+    if (o.profile) { /* where batch 1's time goes, step by step, next to its whole-graph latency */
+        fill(x, 3 * 224 * 224, 43);
+        kiln_tensor in = {.data = x, .dtype = KILN_F32, .rank = 4, .dims = {1, 3, 224, 224}, .device = KILN_DEVICE_CPU};
+        char *report = NULL;
+        void *slot = NULL;
+        kiln_tensor tmp = {.data = y, .device = KILN_DEVICE_CPU};
+        kiln_session_set_cudagraphs_mode(s, KILN_CUDAGRAPHS_WHOLE);
+        /* the input stays in the session's slot (as kiln bench keeps it): no copy in the timings */
+        if (kiln_session_run(s, &in, 1, &tmp, 1) != KILN_OK || kiln_session_input_slot(s, 0, &slot) != KILN_OK) {
+            kiln_cli_fail("demo", "running");
+            goto done;
+        }
+        if (slot) {
+            in.data = slot;
+            in.device = kiln_module_device(m);
+        }
+        if (kiln_session_profile(s, &in, 1, false, &report) != KILN_OK) { kiln_cli_fail("demo", "profiling"); goto done; }
+        printf("\nbatch 1, input in the session's slot, outputs left in session buffers; %s", report);
+        kiln_free(report);
+    }
+    double tol = o.precision == KILN_PRECISION_FP16 ? 2e-2 : o.precision == KILN_PRECISION_BF16 ? 5e-2
+               : o.precision == KILN_PRECISION_TF32 ? 5e-3 : 1e-4;
+    if (!o.check) {
+        printf("\n(outputs not checked: --no-check)\n");
+        rc = 0;
+    } else if (worst <= tol) {
         printf("\noutputs match reference (max relative error %.2e, tolerance %.0e)\n", worst, tol);
         rc = 0;
     } else {
@@ -163,11 +209,14 @@ done:
 }
 
 static void help(FILE *f) {
-    fprintf(f, "usage: kiln demo [--device auto|cpu|cuda] [--fp32|--tf32|--fp16] [--seconds S]\n\n"
-               "Builds ResNet-18 (224x224, seeded random weights) through the graph API, compiles it\n"
-               "for the best device present (or --device) with a batch profile 1..16, prints the\n"
-               "median latency at batch 1 and 8 with graphs off and on (--seconds of runs each,\n"
-               "default 2), and checks the outputs against the CPU reference kernels.\n");
+    fprintf(f, "usage: kiln demo [--device auto|cpu|cuda] [--fp32|--tf32|--fp16|--bf16] [--seconds S]\n"
+               "                 [--model resnet18|resnet50] [--timing-cache FILE] [--profile] [--no-check]\n\n"
+               "Builds ResNet-18 (or --model resnet50; 224x224, seeded random weights) through the graph\n"
+               "API, compiles it for the best device present (or --device) with a batch profile 1..16\n"
+               "and prints the build time, the median latency at batch 1 and 8 with graphs off and on\n"
+               "(--seconds of runs each, default 2), with --profile the device time of every step at\n"
+               "batch 1 (kiln_session_profile), and checks the outputs against the CPU reference\n"
+               "kernels (unless --no-check). --timing-cache reuses and updates tactic timings.\n");
 }
 
-const kiln_cli_command kiln_cmd_demo = {"demo", "build, run and check ResNet-18 on the best device", run, help};
+const kiln_cli_command kiln_cmd_demo = {"demo", "build, run and check ResNet-18 (or -50) on the best device", run, help};

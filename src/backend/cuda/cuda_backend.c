@@ -460,6 +460,30 @@ static void kn_cuda_graph_free(void *ctx, void *graph) {
     if (c && c->live_graphs > 0) c->live_graphs--;
 }
 
+/* ---- device timer (profiles) ---------------------------------------------------------------------- */
+
+static kiln_status kn_cuda_timer_begin(void *ctx) {
+    kn_cuda_ctx *c = ctx;
+    if (c->recording) return kn_error(KILN_ERR_INTERNAL, "the device timer cannot run while a graph is recorded");
+    KN_TRY(kn_cuda_use_device(c->device));
+    kn_cuda_set_node(NULL);
+    KN_CU(cudaEventRecord(c->ev_start, c->stream));
+    return KILN_OK;
+}
+
+static kiln_status kn_cuda_timer_end(void *ctx, double *ms) {
+    kn_cuda_ctx *c = ctx;
+    *ms = 0;
+    KN_TRY(kn_cuda_use_device(c->device));
+    kn_cuda_set_node(NULL);
+    KN_CU(cudaEventRecord(c->ev_stop, c->stream));
+    KN_CU(cudaEventSynchronize(c->ev_stop));
+    float f = 0;
+    KN_CU(cudaEventElapsedTime(&f, c->ev_start, c->ev_stop));
+    *ms = f;
+    return KILN_OK;
+}
+
 /* ---- helpers shared by the families -------------------------------------------------------------- */
 
 void kn_cuda_strides(int rank, const int64_t *dims, int64_t *strides) {
@@ -512,6 +536,8 @@ static const kn_backend kn_cuda_backend = {
     .graph_update = kn_cuda_graph_update,
     .graph_launch = kn_cuda_graph_launch,
     .graph_free = kn_cuda_graph_free,
+    .timer_begin = kn_cuda_timer_begin,
+    .timer_end = kn_cuda_timer_end,
     .describe = kn_cuda_describe,
 };
 

@@ -1,11 +1,15 @@
 /* Conv and ConvTranspose on CUDA through cuDNN 9's graph (backend) API.
  *
  * Conv builds one operation graph per shape in prepare: convolution -> add bias -> add residual
- * -> activation (the fused form the passes make), asks the heuristics for engine configs, and
- * keeps the first few whose execution plans finalize; those are the step's tactics. When no
- * engine takes the fused graph, the graph is the convolution alone and kiln's epilogue kernel
- * adds bias and residual and applies the activation. ConvTranspose is the convolution's
- * backward-data operation, with the bias through the epilogue.
+ * -> activation (the fused form the passes make) and asks the heuristics for engine configs. The
+ * step's tactics are the first KN_DNN_MAX_HEUR configs of heuristics mode A plus one more, the
+ * first config of the fallback list whose plan finalizes; counting them finalizes nothing, and
+ * preparing tactic t finalizes that one plan only (finalizing is the expensive part of a build:
+ * some engines compile kernels at run time). A tactic whose plan does not finalize at a shape
+ * (other shapes rank configs differently) takes the first one that does. When no engine takes
+ * the fused graph, the graph is the convolution alone and kiln's epilogue kernel adds bias and
+ * residual and applies the activation. ConvTranspose is the convolution's backward-data
+ * operation, with the bias through the epilogue.
  *
  * Tensors stay NCHW (NCDHW) for every precision in this version; fp16 convolutions would gain
  * from NHWC with transposes at engine-block edges (not done yet). 1-D convolutions run as 2-D
@@ -16,7 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#define KN_DNN_MAX_PLANS 8
+#define KN_DNN_MAX_HEUR 8  /* tactics from heuristics mode A; one more from the fallback list */
 #define KN_DNN_MAX_DESC 48
 #define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
 
@@ -26,9 +30,10 @@ typedef struct kn_conv_state {
     int transpose;
     int fused; /* the plans include bias / residual / activation */
     int nd;    /* tensor rank given to cuDNN (4 or 5) */
-    int n_plans;
-    cudnnBackendDescriptor_t plans[KN_DNN_MAX_PLANS];
-    int64_t plan_ws[KN_DNN_MAX_PLANS];
+    int n_plans; /* 0 or 1 */
+    cudnnBackendDescriptor_t plan;
+    int64_t plan_ws;
+    int n_tactics; /* candidates of the graph the plan came from */
     int n_desc;
     cudnnBackendDescriptor_t desc[KN_DNN_MAX_DESC]; /* everything the plans were built from */
     int has_bias, has_res;
@@ -40,7 +45,7 @@ typedef struct kn_conv_state {
 static void kn_conv_state_free(void *state) {
     kn_conv_state *s = state;
     if (!s) return;
-    for (int i = 0; i < s->n_plans; i++) cudnnBackendDestroyDescriptor(s->plans[i]);
+    if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
     for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
     kn_free(s);
 }
@@ -209,20 +214,16 @@ static kiln_status kn_conv_geometry(const kn_kernel_args *a, int transpose, kn_c
 
 /* ---- plans ----------------------------------------------------------------------------------------- */
 
-/* Finalizes execution plans from the heuristics' engine configs of `graph`, filtering by
- * precision and workspace, until plan index `want` exists (tactic t needs plans 0..t only, which
- * keeps the builder's per-tactic prepares cheap). Adds them to s->plans. */
-static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, int is_float,
-                                cudnnBackendHeurMode_t mode, int want) {
-    cudnnHandle_t h = kn_dnn_handle(a);
-    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
-    size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
-    int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
+/* The engine configs of one heuristics query on `graph`, strict-fp32 filtered, at most `cap`;
+ * *n is how many (0 when the heuristics take no engine). The caller destroys them. */
+static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, cudnnBackendHeurMode_t mode,
+                               cudnnBackendDescriptor_t *out, int cap, int *n) {
     cudnnBackendDescriptor_t heur = NULL;
     cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_CFGS] = {0};
-    int n_filtered = 0, n_failed = 0, n_big = 0;
-    int64_t count = 0;
+    int n_filtered = 0;
+    int64_t count = 0, got = 0;
     kiln_status st = KILN_OK;
+    *n = 0;
     KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur), done);
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph), done);
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode), done);
@@ -234,12 +235,11 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     if (count > KN_DNN_MAX_CFGS) count = KN_DNN_MAX_CFGS;
     for (int i = 0; i < count; i++)
         KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[i]), done);
-    int64_t got = 0;
     if (cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, cfgs) !=
         CUDNN_STATUS_SUCCESS)
-        goto done;
+        got = 0;
     if (got > count) got = count;
-    for (int i = 0; i < got && s->n_plans < KN_DNN_MAX_PLANS && s->n_plans <= want; i++) {
+    for (int i = 0; i < got && *n < cap; i++) {
         if (strict_fp32) {
             cudnnBackendDescriptor_t eng = NULL;
             int skip = 1;
@@ -261,37 +261,90 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
             }
             if (skip) { n_filtered++; continue; }
         }
-        cudnnBackendDescriptor_t plan = NULL;
-        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS) continue;
-        int64_t ws = 0, nw = 0;
-        if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) != CUDNN_STATUS_SUCCESS ||
-            cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs[i]) !=
-                CUDNN_STATUS_SUCCESS ||
-            cudnnBackendFinalize(plan) != CUDNN_STATUS_SUCCESS ||
-            cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &ws) !=
-                CUDNN_STATUS_SUCCESS ||
-            ws < 0) {
-            cudnnBackendDestroyDescriptor(plan);
-            n_failed++;
-            continue;
-        }
-        if ((size_t)ws > ws_limit) {
-            cudnnBackendDestroyDescriptor(plan);
-            n_big++;
-            continue;
-        }
-        s->plans[s->n_plans] = plan;
-        s->plan_ws[s->n_plans] = ws;
-        s->n_plans++;
+        out[(*n)++] = cfgs[i];
+        cfgs[i] = NULL; /* handed to the caller */
     }
 done:
-    KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d over the "
-               "workspace limit, %d did not finalize, %d plans kept",
-               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)count, n_filtered, n_big, n_failed, s->n_plans);
+    KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d kept",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, *n);
     for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
         if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
     if (heur) cudnnBackendDestroyDescriptor(heur);
-    (void)cudaGetLastError(); /* engines that failed to finalize may leave a launch error behind */
+    if (st != KILN_OK) {
+        for (int i = 0; i < *n; i++) cudnnBackendDestroyDescriptor(out[i]);
+        *n = 0;
+    }
+    return st;
+}
+
+/* Finalizes the plan of one engine config; 0 when it does not finalize or needs more workspace
+ * than `ws_limit`. */
+static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, size_t ws_limit, cudnnBackendDescriptor_t *plan,
+                           int64_t *ws_out) {
+    cudnnBackendDescriptor_t p = NULL;
+    *plan = NULL;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &p) != CUDNN_STATUS_SUCCESS) return 0;
+    int64_t ws = 0, nw = 0;
+    if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendFinalize(p) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &ws) !=
+            CUDNN_STATUS_SUCCESS ||
+        ws < 0 || (size_t)ws > ws_limit) {
+        cudnnBackendDestroyDescriptor(p);
+        (void)cudaGetLastError(); /* engines that failed to finalize may leave a launch error behind */
+        return 0;
+    }
+    *plan = p;
+    *ws_out = ws;
+    return 1;
+}
+
+/* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs, then the fallback list as one
+ * more tactic. Sets s->n_tactics; with want >= 0, finalizes the plan of tactic `want` (or, when
+ * that one does not finalize here, of the first that does) into s->plan. */
+static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, int is_float,
+                                int want) {
+    cudnnHandle_t h = kn_dnn_handle(a);
+    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
+    size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+    int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
+    cudnnBackendDescriptor_t ha[KN_DNN_MAX_HEUR], fb[KN_DNN_MAX_CFGS];
+    int na = 0, nf = 0, have_fb = 0;
+    /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
+     * most): the fallback list is read only when it is counted or needed */
+    kiln_status st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_A, ha, KN_DNN_MAX_HEUR, &na);
+    if (st == KILN_OK && (want < 0 || want >= na)) {
+        st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
+        have_fb = 1;
+    }
+    s->n_tactics = na + (have_fb ? nf > 0 : 1);
+    if (st == KILN_OK && want >= 0) {
+        int t = want <= na ? want : 0;
+        int n_tried = 0;
+        /* the wanted tactic first, then every other one in order (the fallback list last) */
+        for (int k = -1; k <= na && !s->plan && st == KILN_OK; k++) {
+            int cand = k < 0 ? t : k;
+            if (k >= 0 && cand == t) continue;
+            if (cand < na) {
+                n_tried++;
+                if (kn_dnn_finalize(h, ha[cand], ws_limit, &s->plan, &s->plan_ws)) break;
+                continue;
+            }
+            if (!have_fb) {
+                st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
+                have_fb = 1;
+            }
+            for (int j = 0; j < nf && !s->plan; j++, n_tried++)
+                if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) break;
+        }
+        s->n_plans = s->plan != NULL;
+        KN_VERBOSE("cuda: tactic %d of %d: %s after %d finalize attempt(s)", want, s->n_tactics,
+                   s->plan ? "plan made" : "no plan", n_tried);
+    }
+    for (int i = 0; i < na; i++) cudnnBackendDestroyDescriptor(ha[i]);
+    for (int i = 0; i < nf; i++) cudnnBackendDestroyDescriptor(fb[i]);
     return st;
 }
 
@@ -379,15 +432,11 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops);
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
     if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
-    int is_float = x->dtype == KILN_F32;
-    KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_A, want));
     /* the fallback list adds engines the heuristics rank low (true-fp32 ones among them) */
-    if (s->n_plans <= want && s->n_plans < KN_DNN_MAX_PLANS)
-        KN_TRY(kn_dnn_plans(a, s, graph, is_float, CUDNN_HEUR_MODE_FALLBACK, want));
-    return KILN_OK;
+    return kn_dnn_plans(a, s, graph, x->dtype == KILN_F32, want);
 }
 
-/* Builds the plans of a step up to tactic `want`. */
+/* Prepares a step for tactic `want` (want < 0: only counts the tactics, s->n_tactics). */
 static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state **state) {
     *state = NULL;
     kn_cuda_set_node(a->node);
@@ -419,15 +468,20 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
                   (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act) >= 0);
     if (fusable) {
         /* any failure here only means no engine takes the fused graph */
-        if (kn_conv_build(a, s, &g, 1, want) == KILN_OK && s->n_plans > 0) s->fused = 1;
+        if (kn_conv_build(a, s, &g, 1, want) == KILN_OK && (want < 0 ? s->n_tactics > 0 : s->n_plans > 0)) s->fused = 1;
         kn_clear_error();
     }
     if (!s->fused) {
         /* start over with the convolution alone (the fused descriptors are not needed) */
-        for (int i = 0; i < s->n_plans; i++) cudnnBackendDestroyDescriptor(s->plans[i]);
+        if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
         for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
-        s->n_plans = s->n_desc = 0;
+        s->plan = NULL;
+        s->n_plans = s->n_desc = s->n_tactics = 0;
         KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, want), fail);
+    }
+    if (want < 0) {
+        *state = s;
+        return KILN_OK;
     }
     if (s->n_plans == 0) {
         char lbl[160], dims[64];
@@ -436,12 +490,8 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
                       kiln_dtype_name(a->in[0].dtype), kn_dims_str(a->in[0].rank, a->in[0].dims, dims, sizeof dims));
         goto fail;
     }
-    if (a->ctx) {
-        int64_t need = 0;
-        for (int i = 0; i < s->n_plans; i++) need = s->plan_ws[i] > need ? s->plan_ws[i] : need;
-        KN_CHECK_GOTO(st, kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)need), fail);
-    }
-    KN_VERBOSE("cuda: %s '%s': %d cuDNN plan(s), %s", kn_op_name(n->op), n->name ? n->name : "", s->n_plans,
+    if (a->ctx) KN_CHECK_GOTO(st, kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws), fail);
+    KN_VERBOSE("cuda: %s '%s': tactic %d of %d, %s", kn_op_name(n->op), n->name ? n->name : "", want, s->n_tactics,
                s->fused ? "bias/residual/activation fused" : "epilogue by kiln");
     *state = s;
     return KILN_OK;
@@ -459,11 +509,11 @@ static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
 
 static int kn_conv_num_tactics(const kn_kernel_args *a) {
     kn_conv_state *s = NULL;
-    if (kn_conv_plan(a, KN_DNN_MAX_PLANS, &s) != KILN_OK) {
+    if (kn_conv_plan(a, -1, &s) != KILN_OK) {
         kn_clear_error();
         return 1;
     }
-    int n = s->n_plans;
+    int n = s->n_tactics;
     kn_conv_state_free(s);
     return n > 0 ? n : 1;
 }
@@ -475,8 +525,8 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     if (!c) return kn_node_error(a->node, KILN_ERR_INTERNAL, "a convolution ran outside a session");
     const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
     if (kn_tensor_numel(y) == 0) return KILN_OK;
-    int t = a->tactic >= 0 && a->tactic < s->n_plans ? a->tactic : 0;
-    if ((size_t)s->plan_ws[t] > c->dnn_ws_bytes)
+    if (!s->plan) return kn_node_error(a->node, KILN_ERR_INTERNAL, "the convolution has no cuDNN plan for this shape");
+    if ((size_t)s->plan_ws > c->dnn_ws_bytes)
         return kn_node_error(a->node, KILN_ERR_INTERNAL, "the cuDNN workspace is smaller than the plan needs");
     void *ptrs[5];
     int64_t uids[5];
@@ -494,7 +544,7 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, np, uids), done);
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), done);
     KN_CUDNN_GOTO(st, cudnnBackendFinalize(vp), done);
-    KN_CUDNN_GOTO(st, cudnnBackendExecute(c->dnn, s->plans[t], vp), done);
+    KN_CUDNN_GOTO(st, cudnnBackendExecute(c->dnn, s->plan, vp), done);
     if (!s->fused && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
         kn_tensor bias_view;
         const kn_tensor *bias = NULL;
