@@ -44,6 +44,10 @@ typedef struct kn_backend {
     const kn_kernel *(*engine_kernel)(const kn_graph *g, const kn_node *n);
     /* The plain per-op kernel for a fallback step (unfused, untuned), or NULL. */
     const kn_kernel *(*fallback_kernel)(const kn_graph *g, const kn_node *n);
+    /* Whether 4-D activations of convolution blocks should be NHWC at this precision (the layout
+     * pass then marks nodes with kiln.layout = 1 and inserts Identity nodes with kiln.to_layout at
+     * the edges; the backend's kernels for those nodes must honour them). NULL: never. */
+    int (*prefers_nhwc)(kiln_precision p);
 
     /* Module: device copies of constants (per value, NULL if not a constant); module state. */
     kiln_status (*module_init)(struct kiln_module *m, void **mstate);

@@ -284,11 +284,14 @@ static kiln_status kn_front_end(const kiln_graph *graph, const kiln_build_config
     KN_CHECK_GOTO(st, kn_resolve_profiles(g, c, m->inputs), fail);
     KN_CHECK_GOTO(st, kn_graph_infer_static(g), fail);
     kn_partition_mark_forced(g, m->fallback_ops, m->n_fallback_ops);
-    if (c->optimize) {
-        kn_pass_options po = {.precision = c->precision, .verbose = c->verbose, .backend = m->backend};
-        KN_CHECK_GOTO(st, kn_passes_run(g, &po), fail);
-    }
+    kn_pass_options po = {.precision = c->precision, .verbose = c->verbose, .backend = m->backend};
+    if (c->optimize) KN_CHECK_GOTO(st, kn_passes_run(g, &po), fail);
     KN_CHECK_GOTO(st, kn_lower_precision(g, c->precision), fail);
+    /* the layout pass rewrites f16/bf16 activations, so it runs after the lowering */
+    if (c->optimize) {
+        int changed = 0;
+        KN_CHECK_GOTO(st, kn_pass_layout_nhwc(g, &po, &changed), fail);
+    }
     KN_CHECK_GOTO(st, kn_graph_compact(g), fail);
     /* inputs' names may have moved with value storage: refresh */
     for (int k = 0; k < g->n_inputs; k++) m->inputs[k].name = g->values[g->inputs[k]].name;

@@ -81,6 +81,9 @@ typedef struct kn_pass_options {
     const kn_backend *backend; /* fusions only where the engine takes the fused form */
 } kn_pass_options;
 kiln_status kn_passes_run(kn_graph *g, const kn_pass_options *opt);
+/* The NHWC layout pass (src/passes/layout_nhwc.c): run after kn_lower_precision, since it rewrites
+ * only f16/bf16 activations; a no-op unless the backend's prefers_nhwc says so. */
+kiln_status kn_pass_layout_nhwc(kn_graph *g, const kn_pass_options *opt, int *changed);
 
 /* Marks nodes forced to fall back (node->fallback) from the user's list. */
 void kn_partition_mark_forced(kn_graph *g, char *const *ops, int n_ops);

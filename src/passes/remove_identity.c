@@ -1,13 +1,14 @@
 /* Removes Identity and inference-mode Dropout: their consumers read the input directly. When the
  * output is a graph output, the input's producer writes the output value instead, so the graph's
- * output keeps its name; an Identity that copies a graph input or a constant to an output stays. */
+ * output keeps its name; an Identity that copies a graph input or a constant to an output stays, and
+ * so does one with kiln.to_layout (the layout pass's NCHW <-> NHWC conversion, a physical transpose). */
 #include "passes.h"
 
 /* Dropout is the identity at inference unless its mask output is used or training_mode is a
  * constant true (left in place so that shape inference reports it). */
 static int kn_removable(const kn_graph *g, const kn_node *n) {
     if (n->dead || n->fallback || n->n_in < 1 || n->in[0] < 0 || n->n_out < 1 || n->out[0] < 0) return 0;
-    if (n->op == KN_OP_Identity) return 1;
+    if (n->op == KN_OP_Identity) return !kn_node_attr(n, "kiln.to_layout"); /* a layout change stays */
     if (n->op != KN_OP_Dropout) return 0;
     if (n->n_out > 1 && n->out[1] >= 0 && kn_pass_uses(g, n->out[1]) > 0) return 0;
     if (n->n_in > 2 && n->in[2] >= 0) {
