@@ -239,6 +239,8 @@ typedef struct kiln_build_config {
     const char *timing_cache;           /* path of a timing cache file, or NULL */
     bool time_tactics;                  /* measure candidate kernels (default true) */
     int verbose;                        /* progress and pass effects on stderr */
+    bool keep_nchw;                     /* no NHWC layout pass even where the backend prefers it
+                                         * (CUDA fp16/bf16 convolutions); default false */
 } kiln_build_config;
 
 /* Fills the defaults: AUTO device 0, fp32, min_block_size 5, optimize, time tactics. */

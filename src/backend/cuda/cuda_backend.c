@@ -95,11 +95,60 @@ static const kn_cuda_op *kn_cuda_op_of(const kn_node *n) {
     return t->engine.run ? t : NULL;
 }
 
+/* Nodes the layout pass marks NHWC (kiln.layout = 1): the ops whose kernels honour it (Conv and the
+ * pools index NHWC; elementwise ops see the same layout on every side), on 4-D data. Layout changes
+ * (Identity with kiln.to_layout) transpose 4-D data. */
+static int kn_cuda_layout_ok(const kn_graph *g, const kn_node *n) {
+    const kn_value *x = n->n_in > 0 && n->in[0] >= 0 ? &g->values[n->in[0]] : NULL;
+    if (!x || x->rank != 4) return 0;
+    switch (n->op) {
+    case KN_OP_MaxPool: return n->n_out < 2 || n->out[1] < 0;
+    case KN_OP_Identity: return kn_attr_i(n, "kiln.to_layout", -1) == 0 || kn_attr_i(n, "kiln.to_layout", -1) == 1;
+    case KN_OP_Conv:
+    case KN_OP_AveragePool:
+    case KN_OP_GlobalAveragePool:
+    case KN_OP_Relu:
+    case KN_OP_LeakyRelu:
+    case KN_OP_Elu:
+    case KN_OP_Selu:
+    case KN_OP_Clip:
+    case KN_OP_HardSigmoid:
+    case KN_OP_HardSwish:
+    case KN_OP_Sigmoid:
+    case KN_OP_Tanh:
+    case KN_OP_Erf:
+    case KN_OP_Gelu:
+    case KN_OP_Softplus:
+    case KN_OP_Mish: return 1;
+    case KN_OP_Add:
+    case KN_OP_Sub:
+    case KN_OP_Mul:
+    case KN_OP_Div: {
+        /* no broadcasting: both operands and the output have one shape */
+        const kn_value *b = n->n_in == 2 && n->in[1] >= 0 ? &g->values[n->in[1]] : NULL;
+        const kn_value *y = n->n_out > 0 && n->out[0] >= 0 ? &g->values[n->out[0]] : NULL;
+        if (!b || !y || b->rank != 4 || y->rank != 4) return 0;
+        for (int i = 0; i < 4; i++)
+            if (x->dims[i].v != b->dims[i].v || x->dims[i].sym != b->dims[i].sym || x->dims[i].v != y->dims[i].v ||
+                x->dims[i].sym != y->dims[i].sym)
+                return 0;
+        return 1;
+    }
+    default: return 0;
+    }
+}
+
 static int kn_cuda_supports(const kn_graph *g, const kn_node *n) {
     const kn_cuda_op *t = kn_cuda_op_of(n);
     if (!t) return 0;
+    if ((kn_attr_i(n, "kiln.layout", 0) != 0 || (n->op == KN_OP_Identity && kn_node_attr(n, "kiln.to_layout"))) &&
+        !kn_cuda_layout_ok(g, n))
+        return 0;
     return t->supports ? t->supports(g, n) : 1;
 }
+
+/* fp16/bf16 convolutions run NHWC (cuDNN's NCHW fp16 engines transpose internally). */
+static int kn_cuda_prefers_nhwc(kiln_precision p) { return p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16; }
 
 static const kn_kernel *kn_cuda_engine_kernel(const kn_graph *g, const kn_node *n) {
     if (!kn_cuda_supports(g, n)) return NULL;
@@ -519,6 +568,7 @@ static const kn_backend kn_cuda_backend = {
     .supports_op = kn_cuda_supports,
     .engine_kernel = kn_cuda_engine_kernel,
     .fallback_kernel = kn_cuda_fallback_kernel,
+    .prefers_nhwc = kn_cuda_prefers_nhwc,
     .module_init = kn_cuda_module_init,
     .module_free = kn_cuda_module_free,
     .session_init = kn_cuda_session_init,

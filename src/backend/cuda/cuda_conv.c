@@ -11,8 +11,9 @@
  * residual and applies the activation. ConvTranspose is the convolution's backward-data
  * operation, with the bias through the epilogue.
  *
- * Tensors stay NCHW (NCDHW) for every precision in this version; fp16 convolutions would gain
- * from NHWC with transposes at engine-block edges (not done yet). 1-D convolutions run as 2-D
+ * Tensors are NCHW (NCDHW), except for a node the layout pass marked kiln.layout = 1 (fp16/bf16
+ * 2-D convolutions): X, Y and the residual are NHWC in memory and W is KRSC, given to cuDNN as the
+ * same logical dims with channels-innermost strides (the bias stays [1, K, 1, 1]). 1-D convolutions run as 2-D
  * with a unit height. With precision fp32, engines that use tensor cores (TF32) or down-convert
  * inputs are filtered out, so fp32 is true fp32; tf32 allows them. */
 #include "cuda_internal.h"
@@ -30,6 +31,7 @@ typedef struct kn_conv_state {
     int transpose;
     int fused; /* the plans include bias / residual / activation */
     int nd;    /* tensor rank given to cuDNN (4 or 5) */
+    int nhwc;  /* kiln.layout = 1: X, Y and the residual are NHWC in memory, W is KRSC */
     int n_plans; /* 0 or 1 */
     cudnnBackendDescriptor_t plan;
     int64_t plan_ws;
@@ -84,10 +86,19 @@ static int64_t kn_dnn_align(const void *p) {
     return al;
 }
 
+/* Packed strides for dims [N, C, spatial...]: NCHW order, or with s->nhwc (4-D only) channels
+ * innermost, [N, H, W, C] in memory (the weight's [K, C, R, S] then is KRSC). */
 static kiln_status kn_dnn_tensor(kn_conv_state *s, int64_t uid, cudnnDataType_t dt, int nd, const int64_t *dims,
                                  int64_t align, bool is_virtual, cudnnBackendDescriptor_t *out) {
     int64_t strides[8], st = 1;
-    for (int i = nd - 1; i >= 0; i--) { strides[i] = st; st *= dims[i]; }
+    if (s->nhwc && nd == 4) {
+        strides[1] = 1;
+        strides[3] = dims[1];
+        strides[2] = dims[1] * dims[3];
+        strides[0] = dims[1] * dims[3] * dims[2];
+    } else {
+        for (int i = nd - 1; i >= 0; i--) { strides[i] = st; st *= dims[i]; }
+    }
     KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_TENSOR_DESCRIPTOR, out));
     KN_SET(*out, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt);
     KN_SET(*out, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, nd, dims);
@@ -447,6 +458,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     s->has_bias = a->n_in > 2 && kn_tensor_present(&a->in[2]);
     s->has_res = !s->transpose && a->n_in > 3 && kn_tensor_present(&a->in[3]);
     kn_cuda_node_act(n, &s->act, &s->act_alpha, &s->act_beta);
+    s->nhwc = !s->transpose && kn_attr_i(n, "kiln.layout", 0) == 1 && a->in[0].rank == 4;
     kiln_status st = KILN_OK;
     kn_conv_geom g;
     KN_CHECK_GOTO(st, kn_conv_geometry(a, s->transpose, &g), fail);
@@ -545,7 +557,23 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), done);
     KN_CUDNN_GOTO(st, cudnnBackendFinalize(vp), done);
     KN_CUDNN_GOTO(st, cudnnBackendExecute(c->dnn, s->plan, vp), done);
-    if (!s->fused && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
+    if (!s->fused && s->nhwc && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
+        /* NHWC: the epilogue sees the physical [N, H, W, C]; the bias [K] broadcasts over the last dim */
+        kn_tensor y_view = *y, res_view, bias_view;
+        const int64_t ld[4] = {y->dims[0], y->dims[2], y->dims[3], y->dims[1]};
+        for (int i = 0; i < 4; i++) y_view.dims[i] = ld[i];
+        if (s->has_res) {
+            res_view = a->in[3];
+            for (int i = 0; i < 4; i++) res_view.dims[i] = ld[i];
+        }
+        if (s->has_bias) {
+            bias_view = a->in[2];
+            bias_view.rank = 1;
+            bias_view.dims[0] = s->k;
+        }
+        st = kn_cuda_epilogue(a, &y_view, s->has_bias ? &bias_view : NULL, 1.0f, s->has_res ? &res_view : NULL, s->act,
+                              s->act_alpha, s->act_beta);
+    } else if (!s->fused && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
         kn_tensor bias_view;
         const kn_tensor *bias = NULL;
         if (s->has_bias) {
@@ -568,6 +596,7 @@ static int kn_sup_conv(const kn_graph *g, const kn_node *n) {
     if (!kn_cuda_is_fp(t) || kn_cuda_in_dtype(g, n, 1) != t) return 0;
     const kn_value *x = n->in[0] >= 0 ? &g->values[n->in[0]] : NULL;
     if (x && x->rank >= 0 && (x->rank < 3 || x->rank > 5)) return 0;
+    if (kn_attr_i(n, "kiln.layout", 0) != 0 && (n->op != KN_OP_Conv || !x || x->rank != 4)) return 0;
     return 1;
 }
 

@@ -229,6 +229,7 @@ static kiln_status kn_cuda_cast_run(const kn_kernel_args *a) {
 
 /* Identity, Dropout (inference), and the reshaping ops share it: the bytes are the same. */
 kiln_status kn_cuda_copy_run(const kn_kernel_args *a) {
+    if (a->node->op == KN_OP_Identity && kn_node_attr(a->node, "kiln.to_layout")) return kn_cuda_layout_run(a);
     KN_TRY(kn_cuda_copy_tensor(a, a->out[0].data, a->in[0].data, kn_tensor_bytes(&a->out[0])));
     if (a->node->op == KN_OP_Dropout && a->n_out > 1 && kn_tensor_present(&a->out[1]) && a->out[1].data)
         KN_CU(knc_fill(a->out[1].data, 1, 1, kn_tensor_numel(&a->out[1]), kn_cuda_stream(a))); /* mask: all kept */

@@ -153,6 +153,8 @@ kiln_status kn_cuda_copy_tensor(const kn_kernel_args *a, void *dst, const void *
 
 /* The kernel of Identity, Dropout, Reshape, Flatten, Squeeze, Unsqueeze: a device copy. */
 kiln_status kn_cuda_copy_run(const kn_kernel_args *a);
+/* An Identity with kiln.to_layout: NCHW -> NHWC (1) or back (0), a transpose of 4-D data. */
+kiln_status kn_cuda_layout_run(const kn_kernel_args *a);
 
 /* Row-major contiguous strides of dims. */
 void kn_cuda_strides(int rank, const int64_t *dims, int64_t *strides);

@@ -132,7 +132,8 @@ typedef struct knc_pool {
     const void *in;
     void *out;
     int64_t *indices; /* MaxPool's optional second output, or NULL */
-    int64_t c;        /* channels, for the indices' layout */
+    int64_t c;        /* channels, for the indices' layout and NHWC indexing */
+    int nhwc;         /* data is [N, spatial..., C] (no indices then) */
 } knc_pool;
 cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s);
 

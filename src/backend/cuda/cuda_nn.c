@@ -19,6 +19,9 @@ static kiln_status kn_cuda_pool_run(const kn_kernel_args *a) {
     p.count_include_pad = (int)kn_attr_i(n, "count_include_pad", 0);
     p.nc = x->dims[0] * x->dims[1];
     p.c = x->dims[1];
+    /* kiln.layout = 1: physically [N, H, W, C] (the dims stay logical NCHW); nc then counts batch
+     * rows in the kernel's index arithmetic (nc / c of them, each with c channels innermost) */
+    p.nhwc = kn_attr_i(n, "kiln.layout", 0) == 1 && x->rank == 4;
     for (int d = 0; d < 3; d++) {
         int j = d - (3 - nsp); /* spatial index, < 0 for the unused leading slots */
         if (j < 0) {
@@ -46,6 +49,7 @@ static kiln_status kn_cuda_pool_run(const kn_kernel_args *a) {
         }
     }
     if (p.is_max && a->n_out > 1 && kn_tensor_present(&a->out[1]) && a->out[1].data) {
+        if (p.nhwc) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "MaxPool indices in NHWC layout are not supported");
         if (kn_attr_i(n, "storage_order", 0) != 0)
             return kn_node_error(n, KILN_ERR_UNSUPPORTED, "MaxPool indices in column-major storage order are not supported");
         p.indices = a->out[1].data;
@@ -62,6 +66,14 @@ static kiln_status kn_cuda_global_pool_run(const kn_kernel_args *a) {
     p.outer = x->dims[0] * x->dims[1];
     p.len = kn_tensor_numel(x) / (p.outer ? p.outer : 1);
     p.inner = 1;
+    if (kn_attr_i(a->node, "kiln.layout", 0) == 1 && x->rank == 4) {
+        /* NHWC input [N, H*W, C]: reduce the middle dim; the [N, C, 1, 1] output has the same bytes in
+         * both layouts */
+        p.mode = KNC_RED_COLS;
+        p.outer = x->dims[0];
+        p.len = x->dims[2] * x->dims[3];
+        p.inner = x->dims[1];
+    }
     KN_CU(knc_reduce_launch(&p, kn_cuda_stream(a)));
     return KILN_OK;
 }

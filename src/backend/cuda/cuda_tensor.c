@@ -337,6 +337,24 @@ static kiln_status kn_cuda_range_run(const kn_kernel_args *a) {
 
 /* ---- what the kernels take --------------------------------------------------------------------- */
 
+kiln_status kn_cuda_layout_run(const kn_kernel_args *a) {
+    const kn_tensor *x = &a->in[0], *y = &a->out[0];
+    if (x->rank != 4 || y->rank != 4) return kn_node_error(a->node, KILN_ERR_SHAPE, "a layout change needs 4-D data, got rank %d", x->rank);
+    int64_t N = y->dims[0], C = y->dims[1], H = y->dims[2], W = y->dims[3];
+    knc_copy p = {.rank = 4, .elem_size = (int)kiln_dtype_size(y->dtype), .src = x->data, .dst = y->data};
+    if (kn_attr_i(a->node, "kiln.to_layout", 1) == 1) {
+        /* walk the destination NHWC [N,H,W,C]; the source is NCHW */
+        int64_t d[4] = {N, H, W, C}, ss[4] = {C * H * W, W, 1, H * W};
+        for (int i = 0; i < 4; i++) p.dims[i] = d[i], p.src_strides[i] = ss[i];
+    } else {
+        /* walk the destination NCHW [N,C,H,W]; the source is NHWC */
+        int64_t d[4] = {N, C, H, W}, ss[4] = {H * W * C, 1, W * C, C};
+        for (int i = 0; i < 4; i++) p.dims[i] = d[i], p.src_strides[i] = ss[i];
+    }
+    kn_cuda_strides(4, p.dims, p.dst_strides);
+    return kn_cuda_copy_go(a, &p);
+}
+
 static int kn_sup_any(const kn_graph *g, const kn_node *n) {
     kiln_dtype t = kn_cuda_in_dtype(g, n, 0);
     return t != KILN_DTYPE_INVALID && kiln_dtype_size(t) > 0 && kiln_dtype_size(t) <= 8;

@@ -11,7 +11,10 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const k
     using C = acc_t<T>;
     const int64_t osz0 = p.out_sp[0], osz1 = p.out_sp[1], osz2 = p.out_sp[2];
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t o2 = i % osz2, t = i / osz2;
+        int64_t ch = 0, t = i;
+        if (p.nhwc) { ch = t % p.c; t /= p.c; }
+        int64_t o2 = t % osz2;
+        t /= osz2;
         int64_t o1 = t % osz1; t /= osz1;
         int64_t o0 = t % osz0;
         int64_t nc = t / osz0;
@@ -22,7 +25,9 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const k
             end[d] = start[d] + (p.k[d] - 1) * p.dil[d] + 1;
             pend[d] = end[d] < p.in_sp[d] + p.pad_end[d] ? end[d] : p.in_sp[d] + p.pad_end[d];
         }
-        const T *base = (const T *)p.in + nc * p.in_sp[0] * p.in_sp[1] * p.in_sp[2];
+        // NHWC: nc is the batch index, elements of one channel lie p.c apart
+        const int64_t cs = p.nhwc ? p.c : 1;
+        const T *base = (const T *)p.in + nc * p.in_sp[0] * p.in_sp[1] * p.in_sp[2] * cs + ch;
         C acc = 0;
         C best = 0;
         int64_t best_idx = -1, count = 0;
@@ -33,7 +38,7 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const k
                 for (int64_t c = start[2]; c < end[2]; c += p.dil[2]) {
                     if (c < 0 || c >= p.in_sp[2]) continue;
                     int64_t off = (a * p.in_sp[1] + b) * p.in_sp[2] + c;
-                    C v = ld<T>(base, off);
+                    C v = ld<T>(base, off * cs);
                     if (p.is_max) {
                         if (best_idx < 0 || v > best || v != v) { best = v; best_idx = off; }
                     } else {
@@ -150,6 +155,7 @@ using namespace knc;
 extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
     int64_t n = p->nc * p->out_sp[0] * p->out_sp[1] * p->out_sp[2];
     if (n <= 0) return cudaSuccess;
+    if (p->nhwc && (p->indices || p->c <= 0 || p->nc % p->c)) return cudaErrorInvalidValue;
     unsigned g = grid_for(n, 256);
     KNC_DISPATCH_FLOAT(p->dtype, pool_kernel<T><<<g, 256, 0, s>>>(*p, n));
     return cudaGetLastError();
