@@ -1,0 +1,183 @@
+/* NHWC fp16 convolution blocks on CUDA (the layout pass, issue 10): small conv graphs and
+ * ResNet-18 compiled for CUDA in fp16 (the pass runs: checked structurally) against the CPU fp32
+ * module of the same graph, with CUDA graphs off and whole-module, including a forced fallback in
+ * the middle and blocks demoted to fallback (min block size above the graph's size).
+ * Tolerance: max |gpu - cpu| <= 1e-2 * max |cpu| (2e-2 for ResNet-18's 20 fp16 convs).
+ * Prints "SKIP: no CUDA device" and passes on a machine without a GPU. */
+#include "test_passes_util.h"
+
+#include "backend/backend.h"
+#include "resnet.h"
+
+static int layout_nodes(const kiln_module *m, int *conv, int *conversions) {
+    int n = 0;
+    *conv = *conversions = 0;
+    for (int i = 0; m && i < m->graph->n_nodes; i++) {
+        const kn_node *nd = &m->graph->nodes[i];
+        if (nd->dead) continue;
+        if (kn_attr_i(nd, "kiln.layout", 0) == 1) {
+            n++;
+            *conv += nd->op == KN_OP_Conv;
+        }
+        *conversions += nd->op == KN_OP_Identity && kn_node_attr(nd, "kiln.to_layout") != NULL;
+    }
+    return n;
+}
+
+/* Compiles g for CUDA fp16 and CPU fp32 and compares output 0 with graphs off and whole. */
+static void check(const kiln_graph *g, const char *what, int n_in, const int64_t (*in_dims)[4], kt_opts o, double tol,
+                  int want_conv) {
+    float *ins[4] = {0};
+    for (int k = 0; k < n_in; k++) {
+        int64_t n = kn_numel(4, in_dims[k]);
+        ins[k] = malloc((size_t)n * sizeof(float));
+        kt_fill_uniform(ins[k], n, -1, 1);
+    }
+    o.optimize = true;
+    kiln_module *ref = kt_compile(g, &o);
+    kiln_build_config c;
+    o.precision = KILN_PRECISION_FP16;
+    kt_config(&c, &o);
+    c.device = KILN_DEVICE_CUDA;
+    kiln_module *m = NULL;
+    kiln_status st = kiln_compile(g, &c, &m);
+    KT_CHECK(st == KILN_OK, "%s: CUDA fp16 build: %s", what, kiln_last_error());
+    if (m && ref) {
+        int conv, conversions, nl = layout_nodes(m, &conv, &conversions);
+        KT_CHECK(conv == want_conv && nl >= conv && conversions >= 1,
+                 "%s: %d conv%s NHWC (want %d), %d layout nodes, %d conversions", what, conv, conv == 1 ? "" : "s",
+                 want_conv, nl, conversions);
+        float *a[4] = {0}, *b[4] = {0};
+        int64_t na[4] = {0}, nb[4] = {0};
+        if (kt_run(ref, ins, NULL, a, na)) {
+            for (int mode = 0; mode < 2; mode++) {
+                kiln_cudagraphs_mode gm = mode ? KILN_CUDAGRAPHS_WHOLE : KILN_CUDAGRAPHS_OFF;
+                if (!kt_run_mode(m, ins, NULL, b, nb, NULL, gm, 2)) continue;
+                KT_CHECK(na[0] == nb[0] && na[0] > 0, "%s: %lld vs %lld elements", what, (long long)na[0], (long long)nb[0]);
+                if (na[0] == nb[0]) {
+                    double err = kt_max_rel_err(b[0], a[0], na[0]);
+                    KT_CHECK(err <= tol, "%s (graphs %s): fp16 NHWC differs from fp32 CPU by %g of the output scale (tol %g)",
+                             what, mode ? "whole" : "off", err, tol);
+                }
+                for (int k = 0; k < 4; k++) { free(b[k]); b[k] = NULL; }
+            }
+        }
+        for (int k = 0; k < 4; k++) free(a[k]);
+    }
+    kiln_module_free(m);
+    kiln_module_free(ref);
+    for (int k = 0; k < n_in; k++) free(ins[k]);
+}
+
+static kiln_graph *new_graph(const int64_t *xd) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_graph_create(&g));
+    kt_input(g, "x", 4, xd);
+    return g;
+}
+
+static void pool(kiln_graph *g, const char *op, const char *name, const char *x, const char *y, int64_t k, int64_t s,
+                 int64_t p) {
+    const int64_t ks[2] = {k, k}, st[2] = {s, s}, pd[4] = {p, p, p, p};
+    kiln_attr a[3] = {kiln_attr_ints("kernel_shape", 2, ks), kiln_attr_ints("strides", 2, st),
+                      kiln_attr_ints("pads", 4, pd)};
+    const char *in[1] = {x};
+    kt_node_attrs(g, op, name, 1, in, y, 3, a);
+}
+
+static void test_small_graphs(void) {
+    static const int64_t xd[1][4] = {{2, 8, 9, 10}};
+    kt_opts o = {0};
+    /* conv+bias+relu chain */
+    kiln_graph *g = new_graph(xd[0]);
+    kt_conv(g, "c1", "x", "a", 8, 16, 3, 1);
+    kt_node(g, "Relu", "r1", "a", NULL, "b");
+    kt_conv(g, "c2", "b", "c", 16, 8, 3, 1);
+    kt_node(g, "Relu", "r2", "c", NULL, "y");
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "conv chain", 1, xd, o, 1e-2, 2);
+    /* the same with blocks demoted to fallback: the plain kernels honour the layout too */
+    kt_opts demote = {.min_block_size = 100};
+    check(g, "conv chain, demoted", 1, xd, demote, 1e-2, 2);
+    kiln_graph_free(g);
+
+    /* residual add + relu, then max and average pooling */
+    g = new_graph(xd[0]);
+    kt_conv(g, "c1", "x", "a", 8, 8, 3, 1);
+    kt_node(g, "Relu", "r1", "a", NULL, "b");
+    kt_conv(g, "c2", "b", "c", 8, 8, 3, 1);
+    kt_node(g, "Add", "res", "c", "x", "d");
+    kt_node(g, "Relu", "r2", "d", NULL, "e");
+    pool(g, "MaxPool", "mp", "e", "f", 3, 2, 1);
+    kt_conv(g, "c3", "f", "h", 8, 16, 1, 1);
+    pool(g, "AveragePool", "ap", "h", "y", 2, 2, 0);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "residual + pools", 1, xd, o, 1e-2, 3);
+    /* a forced fallback MaxPool in the middle */
+    const char *const fb[1] = {"MaxPool"};
+    kt_opts forced = {.fallback = fb, .n_fallback = 1};
+    check(g, "forced fallback MaxPool", 1, xd, forced, 1e-2, 3);
+    kiln_graph_free(g);
+
+    /* GAP + Flatten + Gemm head, and a depthwise conv */
+    g = new_graph(xd[0]);
+    kt_conv(g, "c1", "x", "a", 8, 16, 3, 1);
+    int64_t dwd[4] = {16, 1, 3, 3}, dbd[1] = {16};
+    kt_const(g, "dw.w", 4, dwd, -0.5f, 0.5f);
+    kt_const(g, "dw.b", 1, dbd, -0.5f, 0.5f);
+    {
+        const int64_t ks[2] = {3, 3}, pd[4] = {1, 1, 1, 1}, st[2] = {2, 2};
+        kiln_attr a[4] = {kiln_attr_ints("kernel_shape", 2, ks), kiln_attr_ints("pads", 4, pd),
+                          kiln_attr_ints("strides", 2, st), kiln_attr_int("group", 16)};
+        const char *in[3] = {"a", "dw.w", "dw.b"};
+        kt_node_attrs(g, "Conv", "dw", 3, in, "b", 4, a);
+    }
+    kt_node(g, "HardSwish", "hs", "b", NULL, "c");
+    kt_node(g, "GlobalAveragePool", "gap", "c", NULL, "d");
+    kt_node(g, "Flatten", "fl", "d", NULL, "e");
+    int64_t wd[2] = {10, 16}, bd[1] = {10};
+    kt_const(g, "fc.w", 2, wd, -0.5f, 0.5f);
+    kt_const(g, "fc.b", 1, bd, -0.5f, 0.5f);
+    kiln_attr tb = kiln_attr_int("transB", 1);
+    const char *gin[3] = {"e", "fc.w", "fc.b"};
+    kt_node_attrs(g, "Gemm", "fc", 3, gin, "y", 1, &tb);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "depthwise + GAP head", 1, xd, o, 1e-2, 2);
+    kiln_graph_free(g);
+
+    /* Softmax over channels between convs: NCHW there */
+    g = new_graph(xd[0]);
+    kt_conv(g, "c1", "x", "a", 8, 8, 3, 1);
+    kiln_attr ax = kiln_attr_int("axis", 1);
+    const char *sin[1] = {"a"};
+    kt_node_attrs(g, "Softmax", "sm", 1, sin, "s", 1, &ax);
+    kt_conv(g, "c2", "s", "t", 8, 8, 3, 1);
+    const char *cin[2] = {"t", "a"};
+    kiln_attr cax = kiln_attr_int("axis", 1);
+    kt_node_attrs(g, "Concat", "cat", 2, cin, "y", 1, &cax);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "softmax/concat between convs", 1, xd, o, 1e-2, 2);
+    kiln_graph_free(g);
+}
+
+static void test_resnet18(void) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_resnet_build(18, 64, 7, &g));
+    if (!g) return;
+    static const int64_t xd[1][4] = {{2, 3, 64, 64}};
+    kiln_input_profile p = {.name = "x", .rank = 4, .min = {1, 3, 64, 64}, .opt = {2, 3, 64, 64}, .max = {2, 3, 64, 64}};
+    kt_opts o = {.profiles = &p, .n_profiles = 1, .min_block_size = 5};
+    check(g, "resnet18", 1, xd, o, 2e-2, 20);
+    kiln_graph_free(g);
+}
+
+int main(void) {
+    if (!kn_backend_cuda()) {
+        printf("SKIP: no CUDA device\n");
+        return 0;
+    }
+    kt_seed(10);
+    test_small_graphs();
+    test_resnet18();
+    return kt_finish();
+}
