@@ -1,5 +1,6 @@
 /* kiln demo: ResNet-18 (or -50) built through the graph API, compiled for the best device present
- * with a batch profile 1..16, timed at batch 1 and 8 with graphs off and on, and checked against
+ * with a batch profile 1..16 (or up to the largest of --batches), timed at batch 1 and 8 (or
+ * --batches) with graphs off and on, and checked against
  * the CPU reference kernels (an unoptimized CPU build of the same graph). */
 #include "cli.h"
 #include "resnet.h"
@@ -29,17 +30,23 @@ typedef struct demo_opts {
     const char *timing_cache; /* --timing-cache FILE */
     int profile;              /* --profile: per-step profile at batch 1, whole-module graph */
     int check;                /* compare with the CPU reference (--no-check turns it off) */
+    int keep_nchw;            /* --nchw: no NHWC layout pass (for before/after timings) */
+    int n_batches;            /* --batches 1,8,256 (default 1,8) */
+    int64_t batches[8];
+    int64_t max_batch;        /* the profile's max: 16, or the largest batch asked for */
 } demo_opts;
 
 static kiln_status compile_for(const kiln_graph *g, kiln_device dev, kiln_precision prec, int optimize,
-                               const char *timing_cache, kiln_module **m) {
+                               const char *timing_cache, const demo_opts *o, kiln_module **m) {
     kiln_build_config cfg;
     kiln_build_config_init(&cfg);
+    cfg.keep_nchw = o->keep_nchw;
     cfg.timing_cache = timing_cache;
     cfg.device = dev;
     cfg.precision = prec;
     cfg.optimize = optimize;
-    kiln_input_profile p = {.name = "x", .rank = 4, .min = {1, 3, 224, 224}, .opt = {8, 3, 224, 224}, .max = {16, 3, 224, 224}};
+    kiln_input_profile p = {.name = "x", .rank = 4, .min = {1, 3, 224, 224}, .opt = {o->max_batch > 16 ? o->max_batch : 8, 3, 224, 224},
+                            .max = {o->max_batch, 3, 224, 224}};
     cfg.profiles = &p;
     cfg.num_profiles = 1;
     return kiln_compile(g, &cfg, m);
@@ -78,6 +85,11 @@ static int parse(int argc, char **argv, demo_opts *o) {
     o->timing_cache = NULL;
     o->profile = 0;
     o->check = 1;
+    o->keep_nchw = 0;
+    o->n_batches = 2;
+    o->batches[0] = 1;
+    o->batches[1] = 8;
+    o->max_batch = 16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--device") && i + 1 < argc) {
@@ -92,6 +104,21 @@ static int parse(int argc, char **argv, demo_opts *o) {
         else if (!strcmp(a, "--bf16")) o->precision = KILN_PRECISION_BF16;
         else if (!strcmp(a, "--profile")) o->profile = 1;
         else if (!strcmp(a, "--no-check")) o->check = 0;
+        else if (!strcmp(a, "--nchw")) o->keep_nchw = 1;
+        else if (!strcmp(a, "--batches") && i + 1 < argc) {
+            const char *p = argv[++i];
+            o->n_batches = 0;
+            while (*p) {
+                char *end;
+                long long b = strtoll(p, &end, 10);
+                if (end == p || b < 1 || b > 4096 || o->n_batches == 8 || (*end && *end != ','))
+                    return kiln_cli_usage_error("demo", "--batches needs up to 8 comma-separated batch sizes in 1..4096");
+                o->batches[o->n_batches++] = b;
+                if (b > o->max_batch) o->max_batch = b;
+                p = *end ? end + 1 : end;
+            }
+            if (!o->n_batches) return kiln_cli_usage_error("demo", "--batches needs a list such as 1,8,256");
+        }
         else if (!strcmp(a, "--timing-cache") && i + 1 < argc) o->timing_cache = argv[++i];
         else if (!strcmp(a, "--model") && i + 1 < argc) {
             const char *mdl = argv[++i];
@@ -126,25 +153,25 @@ static int run(int argc, char **argv) {
     rc = 1;
     if (kiln_resnet_build(o.depth, 224, 0, &g) != KILN_OK) return kiln_cli_fail("demo", "building the ResNet");
     double t0 = now_ms();
-    if (compile_for(g, o.device, o.precision, 1, o.timing_cache, &m) != KILN_OK) { kiln_cli_fail("demo", "compiling"); goto done; }
+    if (compile_for(g, o.device, o.precision, 1, o.timing_cache, &o, &m) != KILN_OK) { kiln_cli_fail("demo", "compiling"); goto done; }
     double build_ms = now_ms() - t0;
     int on_gpu = kiln_module_device(m) == KILN_DEVICE_CUDA;
     printf("kiln demo: ResNet-%d (224x224, seeded random weights), %d nodes\n", o.depth, kiln_graph_num_nodes(g));
-    printf("compiled for %s, %s, batch profile 1..16 (opt 8) in %.0f ms%s: %d segment(s)\n", on_gpu ? "cuda" : "cpu",
+    printf("compiled for %s, %s%s, batch profile 1..%lld (opt %lld) in %.0f ms%s: %d segment(s)\n", on_gpu ? "cuda" : "cpu",
            o.precision == KILN_PRECISION_FP16 ? "fp16" : o.precision == KILN_PRECISION_BF16 ? "bf16"
-           : o.precision == KILN_PRECISION_TF32 ? "tf32" : "fp32",
-           build_ms, o.timing_cache ? " (with the timing cache)" : "", kiln_module_num_segments(m));
-    if (o.check && compile_for(g, KILN_DEVICE_CPU, KILN_PRECISION_FP32, 0, NULL, &ref) != KILN_OK) { kiln_cli_fail("demo", "compiling the reference"); goto done; }
+           : o.precision == KILN_PRECISION_TF32 ? "tf32" : "fp32", o.keep_nchw ? " (NCHW kept)" : "",
+           (long long)o.max_batch, (long long)(o.max_batch > 16 ? o.max_batch : 8), build_ms, o.timing_cache ? " (with the timing cache)" : "", kiln_module_num_segments(m));
+    if (o.check && compile_for(g, KILN_DEVICE_CPU, KILN_PRECISION_FP32, 0, NULL, &o, &ref) != KILN_OK) { kiln_cli_fail("demo", "compiling the reference"); goto done; }
     if (kiln_session_create(m, &s) != KILN_OK || (o.check && kiln_session_create(ref, &rs) != KILN_OK)) { kiln_cli_fail("demo", "creating a session"); goto done; }
-    x = malloc(16 * 3 * 224 * 224 * sizeof *x);
-    y = malloc(16 * 1000 * sizeof *y);
-    yr = malloc(16 * 1000 * sizeof *yr);
+    x = malloc((size_t)o.max_batch * 3 * 224 * 224 * sizeof *x);
+    y = malloc((size_t)o.max_batch * 1000 * sizeof *y);
+    yr = malloc((size_t)o.max_batch * 1000 * sizeof *yr);
     if (!x || !y || !yr) { fprintf(stderr, "kiln demo: out of memory\n"); goto done; }
-    static const int64_t batches[2] = {1, 8};
+    const int64_t *batches = o.batches;
     const char *graphs_label = on_gpu ? "CUDA graph" : "recorded";
     printf("\n%-6s %-12s %12s %8s\n", "batch", "graphs", "median ms", "runs");
     double worst = 0;
-    for (int b = 0; b < 2; b++) {
+    for (int b = 0; b < o.n_batches; b++) {
         int64_t n = batches[b];
         fill(x, n * 3 * 224 * 224, 42 + (uint64_t)n);
         kiln_tensor in = {.data = x, .dtype = KILN_F32, .rank = 4, .dims = {n, 3, 224, 224}, .device = KILN_DEVICE_CPU};
@@ -157,7 +184,7 @@ static int run(int argc, char **argv) {
             printf("%-6lld %-12s %12.3f %8d\n", (long long)n, mode ? graphs_label : "off", med, runs);
             fflush(stdout);
         }
-        if (!o.check) continue;
+        if (!o.check || n > 16) continue; /* the CPU reference is too slow beyond batch 16 */
         kiln_tensor rout = {.data = yr, .device = KILN_DEVICE_CPU};
         if (kiln_session_run(rs, &in, 1, &rout, 1) != KILN_OK) { kiln_cli_fail("demo", "running the reference"); goto done; }
         double num = 0, den = 0;
@@ -210,13 +237,17 @@ done:
 
 static void help(FILE *f) {
     fprintf(f, "usage: kiln demo [--device auto|cpu|cuda] [--fp32|--tf32|--fp16|--bf16] [--seconds S]\n"
-               "                 [--model resnet18|resnet50] [--timing-cache FILE] [--profile] [--no-check]\n\n"
+               "                 [--model resnet18|resnet50] [--timing-cache FILE] [--profile] [--no-check]\n"
+               "                 [--batches 1,8,...] [--nchw]\n\n"
                "Builds ResNet-18 (or --model resnet50; 224x224, seeded random weights) through the graph\n"
                "API, compiles it for the best device present (or --device) with a batch profile 1..16\n"
                "and prints the build time, the median latency at batch 1 and 8 with graphs off and on\n"
                "(--seconds of runs each, default 2), with --profile the device time of every step at\n"
                "batch 1 (kiln_session_profile), and checks the outputs against the CPU reference\n"
-               "kernels (unless --no-check). --timing-cache reuses and updates tactic timings.\n");
+               "kernels (unless --no-check). --timing-cache reuses and updates tactic timings.\n"
+               "--batches times other batch sizes (the profile's max becomes the largest, and its opt\n"
+               "too when above 16; batches above 16 are not checked: the CPU reference is too slow).\n"
+               "--nchw keeps every activation NCHW (no NHWC layout pass), for before/after timings.\n");
 }
 
 const kiln_cli_command kiln_cmd_demo = {"demo", "build, run and check ResNet-18 (or -50) on the best device", run, help};
