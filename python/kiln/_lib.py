@@ -122,6 +122,7 @@ class kiln_build_config(ctypes.Structure):
         ("timing_cache", ctypes.c_char_p),
         ("time_tactics", ctypes.c_bool),
         ("verbose", ctypes.c_int),
+        ("keep_nchw", ctypes.c_bool),
     ]
 
 
