@@ -217,11 +217,12 @@ def write_results(path, rows, ver, cmdline):
         kg = min([k[m] for m in ("block", "whole") if isinstance(k.get(m), float)] or [float("nan")])
         ratio = kg / best_peer if best_peer else float("nan")
         if "error" in k:
-            kcells = f"error: {k['error'][:80]} | | "
+            kcells = f"error: {k['error'][:120]} | | "
         else:
             kcells = f"{fmt(k.get('off'))} | {fmt(k.get('block'))} | {fmt(k.get('whole'))}"
+        rcell = "–" if ratio != ratio else f"{ratio:.2f}"  # NaN when kiln did not run
         lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(p.get('eager'))} | "
-                     f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {ratio:.2f} |")
+                     f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {rcell} |")
     lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
