@@ -31,6 +31,8 @@ test-sanitize: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|conformance|cli'
+	# the CLI running the demo under LeakSanitizer: exits non-zero on any leak
+	ASAN_OPTIONS=detect_leaks=1 $(ASAN_BUILD)/kiln demo --device cpu --seconds 0.05
 
 # libFuzzer over the ONNX importer and the engine loader, FUZZ_SECONDS each (default 60).
 fuzz: deps

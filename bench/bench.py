@@ -10,7 +10,7 @@ measures, on the same card and in the same run:
 Timing: CUDA events, median of many runs after warm-up; fp16 peers use channels_last and
 cudnn.benchmark, as in PEERS.md. Writes bench/RESULTS.md (and a JSON of every number).
 
-usage: python3 bench/bench.py --kiln build-gpu/kiln [--quick] [--out bench/RESULTS.md]
+usage: python3 bench/bench.py --kiln build-gpu/kiln [--quick|--full] [--models a,b] [--out bench/RESULTS.md]
 """
 import argparse
 import datetime
@@ -42,6 +42,19 @@ FULL_MATRIX = [
     ("efficientnet_b0", "fp32", [1, 16], []),
     ("transformer", "fp16", [1, 16, 64], []),
     ("transformer", "fp32", [1, 16, 64], []),
+]
+# The matrix bench/RESULTS.md is made from: every target row of issue 10 and a row or two of each
+# model, sized for a short device lease (run it in parts with --models when a call is limited).
+STANDARD_MATRIX = [
+    ("resnet18", "fp16", [1, 8, 16, 256], [1, 16]),
+    ("resnet18", "fp32", [1, 16], []),
+    ("resnet18", "tf32", [1, 16], []),
+    ("mobilenet_v2", "fp16", [1, 16], [1]),
+    ("resnet50", "fp16", [1, 16, 256], [1]),
+    ("resnet50", "fp32", [1], []),
+    ("efficientnet_b0", "fp16", [1], []),
+    ("transformer", "fp16", [1, 16], []),
+    ("transformer", "fp32", [1], []),
 ]
 QUICK_MATRIX = [
     ("resnet18", "fp16", [1, 16, 256], [1]),
@@ -204,11 +217,12 @@ def write_results(path, rows, ver, cmdline):
         kg = min([k[m] for m in ("block", "whole") if isinstance(k.get(m), float)] or [float("nan")])
         ratio = kg / best_peer if best_peer else float("nan")
         if "error" in k:
-            kcells = f"error: {k['error'][:80]} | | "
+            kcells = f"error: {k['error'][:120]} | | "
         else:
             kcells = f"{fmt(k.get('off'))} | {fmt(k.get('block'))} | {fmt(k.get('whole'))}"
+        rcell = "–" if ratio != ratio else f"{ratio:.2f}"  # NaN when kiln did not run
         lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(p.get('eager'))} | "
-                     f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {ratio:.2f} |")
+                     f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {rcell} |")
     lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -218,11 +232,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", required=True, help="path of the kiln tool built with CUDA")
     ap.add_argument("--quick", action="store_true", help="a smaller matrix for a short device lease")
+    ap.add_argument("--full", action="store_true", help="every model at batch 1, 8, 16, 64, 256 in each precision")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
-    ap.add_argument("--duration", type=float, default=1.0, help="seconds per kiln mode")
+    ap.add_argument("--duration", type=float, default=0.5, help="seconds per kiln mode")
     ap.add_argument("--models", default="", help="comma list to restrict the matrix")
     args = ap.parse_args()
-    matrix = QUICK_MATRIX if args.quick else FULL_MATRIX
+    matrix = QUICK_MATRIX if args.quick else FULL_MATRIX if args.full else STANDARD_MATRIX
     if args.models:
         keep = set(args.models.split(","))
         matrix = [m for m in matrix if m[0] in keep]

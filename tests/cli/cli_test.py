@@ -359,6 +359,12 @@ def case_build_save():
         check(np.allclose(np.load(p), np.maximum(x + onnx_initializer(m, "b"), 0), atol=1e-6), "the .kiln computes relu(x+b)")
     expect(["run", "add_relu.kiln", "--shapes", "x:32x8"], 1, "the profile allows [1, 16]")
     expect(["bench", "add_relu.kiln", "--shapes", "x:16x8", "--warmup-ms", "0", "--duration-s", "0", "--iterations", "3"], 0)
+    # one flipped byte in the middle of the engine file: refused, naming the checksum
+    data = bytearray(open(kf, "rb").read())
+    data[len(data) // 2] ^= 0x40
+    open(os.path.join(ARGS.work, "flipped.kiln"), "wb").write(bytes(data))
+    ok, out, err = expect(["run", "flipped.kiln", "--shapes", "x:4x8"], 1, "checksum")
+    check(not os.path.exists(os.path.join(ARGS.work, "flipped")), "a refused engine writes nothing")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -354,6 +354,23 @@ def tensors():
         f.write(bf.SerializeToString())
 
 
+def fuzz_regressions():
+    """Inputs shaped like what fuzz_onnx found (see git log): each must be refused or imported
+    cleanly, never crash."""
+    F = TensorProto.FLOAT
+    # an old-opset Softmax whose output has no name, on an axis that needs the Flatten rewrite
+    sm = helper.make_node("Softmax", ["x"], [""], name="sm_nameless", axis=1)
+    relu = helper.make_node("Relu", ["x"], ["y"], name="relu")
+    save(model([sm, relu], [vi("x", F, [2, 3, 4])], [vi("y", F, [2, 3, 4])], opset=11),
+         "fuzz_softmax_nameless.onnx")
+    # an opset-11 Squeeze with no inputs: arity is checked before the axes attribute is upgraded
+    sq = helper.make_node("Squeeze", [], ["y"], name="sq_empty", axes=[0])
+    save(model([sq], [vi("x", F, [1, 3])], [vi("y", F, [3])], opset=11), "fuzz_squeeze_noinputs.onnx")
+    # an empty string attribute
+    pad = helper.make_node("Pad", ["x"], ["y"], name="pad_empty_mode", mode="", pads=[0, 1, 0, 1])
+    save(model([pad], [vi("x", F, [1, 3])], [vi("y", F, [1, 5])], opset=10), "fuzz_empty_string_attr.onnx")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     cnn()
@@ -363,6 +380,7 @@ if __name__ == "__main__":
     legacy10_11()
     external()
     constants()
+    fuzz_regressions()
     errors()
     tensors()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)

@@ -471,6 +471,22 @@ static void test_tensor_files(void) {
     kn_free(data);
 }
 
+/* Models shaped like the inputs fuzz_onnx found: each loads or is refused with a message. */
+static void test_fuzz_regressions(void) {
+    static const char *const files[] = {"fuzz_softmax_nameless.onnx", "fuzz_squeeze_noinputs.onnx",
+                                        "fuzz_empty_string_attr.onnx"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        kiln_graph *g = NULL;
+        kiln_status st = kiln_graph_load_onnx(path_of(files[i]), &g);
+        KT_CHECK(st == KILN_OK ? g != NULL : g == NULL && kiln_last_error()[0] != 0,
+                 "%s: %s with a message (%s)", files[i], kiln_status_name(st), kiln_last_error());
+        kiln_graph_free(g);
+    }
+    /* the arity one must be refused, naming the node */
+    kiln_graph *g = NULL;
+    KT_FAILS(kiln_graph_load_onnx(path_of("fuzz_squeeze_noinputs.onnx"), &g), KILN_ERR_INVALID_ARGUMENT, "sq_empty");
+}
+
 int main(void) {
     test_tensor_files();
     test_errors();
@@ -484,5 +500,6 @@ int main(void) {
     test_cnn_from_pytorch();
     test_truncated();
     test_mutations();
+    test_fuzz_regressions();
     return kt_finish();
 }

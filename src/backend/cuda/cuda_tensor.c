@@ -3,6 +3,7 @@
  * can reach the device (Shape, ConstantOfShape, Range). Parameters such as perm, pads, starts
  * and scales are read on the host (in[i].host); data stays on the device. */
 #include "cuda_internal.h"
+#include "ops/tensor.h"
 
 /* Drops unit dims and merges neighbours contiguous on both sides, then launches (a plain
  * memcpy when the whole copy is contiguous). */
@@ -269,32 +270,18 @@ static kiln_status kn_cuda_resize_run(const kn_kernel_args *a) {
         p.roi_start[d] = 0.0f;
         p.roi_end[d] = 1.0f;
     }
-    float buf[2 * KILN_MAX_RANK];
-    int k = 0;
-    if (a->n_in > 1 && kn_tensor_present(&a->in[1]) && kn_tensor_numel(&a->in[1]) > 0 && p.coord == KNC_CT_TF_CROP_AND_RESIZE) {
-        KN_TRY(kn_host_floats(n, &a->in[1], 1, buf, 2 * KILN_MAX_RANK, &k));
-        if (k != 2 * cnt) return kn_node_error(n, KILN_ERR_SHAPE, "roi has %d entries, expected %d", k, 2 * cnt);
-        for (int i = 0; i < cnt; i++) { p.roi_start[axes[i]] = buf[i]; p.roi_end[axes[i]] = buf[cnt + i]; }
-    }
-    if (a->n_in > 2 && kn_tensor_present(&a->in[2]) && kn_tensor_numel(&a->in[2]) > 0) {
-        KN_TRY(kn_host_floats(n, &a->in[2], 2, buf, KILN_MAX_RANK, &k));
-        if (k != cnt) return kn_node_error(n, KILN_ERR_SHAPE, "scales has %d entries, expected %d", k, cnt);
-        for (int i = 0; i < cnt; i++) p.scales[axes[i]] = buf[i];
-    } else {
-        /* from sizes (the output dims): per axis, or one scale under a keep_aspect_ratio_policy */
-        const char *pol = kn_attr_s(n, "keep_aspect_ratio_policy", "stretch");
-        float s = 0;
-        for (int i = 0; i < cnt; i++) {
-            int d = axes[i];
-            float si = x->dims[d] ? (float)y->dims[d] / (float)x->dims[d] : 1.0f;
-            if (strcmp(pol, "not_larger") == 0) s = i == 0 || si < s ? si : s;
-            else if (strcmp(pol, "not_smaller") == 0) s = i == 0 || si > s ? si : s;
-            p.scales[d] = si;
+    /* scales, roi and the keep_aspect_ratio_policy as the shape function and the CPU kernel see
+     * them (src/ops/tensor_resize.c): one computation, so the backends cannot disagree */
+    kn_resize_plan plan;
+    KN_TRY(kn_resize_plan_make(n, a->in, a->n_in, &plan));
+    for (int d = 0; d < r; d++) {
+        p.scales[d] = (float)plan.scale[d];
+        if (p.coord == KNC_CT_TF_CROP_AND_RESIZE) {
+            p.roi_start[d] = (float)plan.roi_start[d];
+            p.roi_end[d] = (float)plan.roi_end[d];
         }
-        if (strcmp(pol, "stretch") != 0)
-            for (int i = 0; i < cnt; i++) p.scales[axes[i]] = s;
-        /* the sizes input, when read, only confirms the output dims computed by shape inference */
     }
+    (void)axes;
     int resized = 0;
     for (int d = 0; d < r; d++)
         if (x->dims[d] != y->dims[d] || p.scales[d] != 1.0f) resized++;

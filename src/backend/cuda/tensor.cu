@@ -111,7 +111,10 @@ __device__ __forceinline__ float resize_coord(const knc_resize &p, int d, int64_
     float x = (float)o;
     switch (p.coord) {
     case KNC_CT_ASYMMETRIC: return x / scale;
-    case KNC_CT_ALIGN_CORNERS: return out_len == 1 ? 0.f : x * (in_len - 1) / (out_len - 1);
+    case KNC_CT_ALIGN_CORNERS: { // the reference's width scale * in, not rounded (as on the CPU)
+        float w = scale * in_len;
+        return w == 1.f ? 0.f : x * (in_len - 1) / (w - 1);
+    }
     case KNC_CT_PYTORCH_HALF_PIXEL: return out_len > 1 ? (x + 0.5f) / scale - 0.5f : 0.f;
     case KNC_CT_TF_CROP_AND_RESIZE:
         return out_len > 1 ? p.roi_start[d] * (in_len - 1) + x * (p.roi_end[d] - p.roi_start[d]) * (in_len - 1) / (out_len - 1)
