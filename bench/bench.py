@@ -236,11 +236,18 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     ap.add_argument("--duration", type=float, default=0.5, help="seconds per kiln mode")
     ap.add_argument("--models", default="", help="comma list to restrict the matrix")
+    ap.add_argument("--precisions", default="", help="comma list to restrict the matrix (fp16,fp32,tf32)")
+    ap.add_argument("--compile-rows", type=int, default=-1,
+                    help="measure torch.compile on at most this many rows (it compiles for about a minute each)")
     args = ap.parse_args()
     matrix = QUICK_MATRIX if args.quick else FULL_MATRIX if args.full else STANDARD_MATRIX
     if args.models:
         keep = set(args.models.split(","))
         matrix = [m for m in matrix if m[0] in keep]
+    if args.precisions:
+        keep = set(args.precisions.split(","))
+        matrix = [m for m in matrix if m[1] in keep]
+    compile_left = args.compile_rows if args.compile_rows >= 0 else 10**9
     work = tempfile.mkdtemp(prefix="kiln-bench-")
     cache = os.path.join(work, "timing.cache")
     ver = versions()
@@ -255,7 +262,9 @@ def main():
             exported[name] = path
         set_precision_flags(prec)
         for b in batches:
-            p = peers(model, item_shape, prec, b, b in compile_batches)
+            with_compile = b in compile_batches and compile_left > 0
+            compile_left -= with_compile
+            p = peers(model, item_shape, prec, b, with_compile)
             model = model.float().to("cpu")
             k = kiln_bench(args.kiln, exported[name], prec, b, item_shape, cache, args.duration)
             row = {"model": name, "prec": prec, "batch": b, "peers": p, "kiln": k}
