@@ -11,13 +11,17 @@ typedef struct kn_placed {
     int first, last;
 } kn_placed;
 
-static const kn_mem_request *kn_sort_base;
+/* A request with its index, so that qsort needs no global state (compiles may run in parallel). */
+typedef struct kn_order {
+    size_t bytes;
+    int first, index;
+} kn_order;
 
 static int kn_cmp_size_desc(const void *a, const void *b) {
-    const kn_mem_request *ra = &kn_sort_base[*(const int *)a], *rb = &kn_sort_base[*(const int *)b];
+    const kn_order *ra = a, *rb = b;
     if (ra->bytes != rb->bytes) return ra->bytes < rb->bytes ? 1 : -1;
     if (ra->first != rb->first) return ra->first - rb->first;
-    return *(const int *)a - *(const int *)b;
+    return ra->index - rb->index;
 }
 
 static int kn_cmp_off(const void *a, const void *b) {
@@ -27,7 +31,7 @@ static int kn_cmp_off(const void *a, const void *b) {
 
 kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64_t *offsets,
                            size_t *arena_size, size_t *peak_live) {
-    int *idx = kn_malloc((size_t)(n ? n : 1) * sizeof *idx);
+    kn_order *idx = kn_malloc((size_t)(n ? n : 1) * sizeof *idx);
     kn_placed *placed = kn_malloc((size_t)(n ? n : 1) * sizeof *placed);
     kn_placed *conflicts = kn_malloc((size_t)(n ? n : 1) * sizeof *conflicts);
     if (!idx || !placed || !conflicts) {
@@ -37,13 +41,12 @@ kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64
     int m = 0, n_placed = 0;
     for (int i = 0; i < n; i++) {
         offsets[i] = -1;
-        if (req[i].bytes > 0) idx[m++] = i;
+        if (req[i].bytes > 0) idx[m++] = (kn_order){req[i].bytes, req[i].first, i};
     }
-    kn_sort_base = req; /* qsort has no context argument in C11; the planner is not reentrant-hot */
     qsort(idx, (size_t)m, sizeof *idx, kn_cmp_size_desc);
     size_t arena = 0;
     for (int k = 0; k < m; k++) {
-        const kn_mem_request *r = &req[idx[k]];
+        const kn_mem_request *r = &req[idx[k].index];
         size_t bytes = (r->bytes + align - 1) / align * align;
         int nc = 0;
         for (int p = 0; p < n_placed; p++)
@@ -55,7 +58,7 @@ kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64
             int64_t end = conflicts[c].off + (int64_t)conflicts[c].bytes;
             if (end > off) off = end;
         }
-        offsets[idx[k]] = off;
+        offsets[idx[k].index] = off;
         placed[n_placed++] = (kn_placed){off, bytes, r->first, r->last};
         if ((size_t)off + bytes > arena) arena = (size_t)off + bytes;
     }
