@@ -108,4 +108,8 @@ kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64
 /* Graph-level precision lowering (fp16/bf16 storage inside the graph, casts at the edges). */
 kiln_status kn_lower_precision(kn_graph *g, kiln_precision p);
 
+/* Unary elementwise ops that compute the same in any layout: the NHWC pass takes them inside
+ * NHWC regions, and a backend that honours kiln.layout accepts them (src/passes/layout_nhwc.c). */
+int kn_layout_free_unary(kn_op op);
+
 #endif

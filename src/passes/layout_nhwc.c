@@ -18,7 +18,7 @@
 #include "passes.h"
 #include "ir/shape_infer.h"
 
-static int kn_is_unary_ew(kn_op op) {
+int kn_layout_free_unary(kn_op op) {
     switch (op) {
     case KN_OP_Relu:
     case KN_OP_LeakyRelu:
@@ -60,7 +60,7 @@ static int kn_low_4d(const kn_graph *g, int v) {
 static int kn_capable(const kn_graph *g, const kn_pass_options *opt, const kn_node *n) {
     if (n->dead || n->fallback || n->n_in < 1 || n->n_out < 1 || n->out[0] < 0) return 0;
     int op_ok = n->op == KN_OP_Conv || n->op == KN_OP_MaxPool || n->op == KN_OP_AveragePool ||
-                n->op == KN_OP_GlobalAveragePool || kn_is_unary_ew(n->op) || kn_is_binary_ew(n->op);
+                n->op == KN_OP_GlobalAveragePool || kn_layout_free_unary(n->op) || kn_is_binary_ew(n->op);
     if (!op_ok) return 0;
     for (int k = 0; k < n->n_in; k++) {
         if (kn_act_slot(n, k)) {

@@ -106,20 +106,7 @@ static int kn_cuda_layout_ok(const kn_graph *g, const kn_node *n) {
     case KN_OP_Identity: return kn_attr_i(n, "kiln.to_layout", -1) == 0 || kn_attr_i(n, "kiln.to_layout", -1) == 1;
     case KN_OP_Conv:
     case KN_OP_AveragePool:
-    case KN_OP_GlobalAveragePool:
-    case KN_OP_Relu:
-    case KN_OP_LeakyRelu:
-    case KN_OP_Elu:
-    case KN_OP_Selu:
-    case KN_OP_Clip:
-    case KN_OP_HardSigmoid:
-    case KN_OP_HardSwish:
-    case KN_OP_Sigmoid:
-    case KN_OP_Tanh:
-    case KN_OP_Erf:
-    case KN_OP_Gelu:
-    case KN_OP_Softplus:
-    case KN_OP_Mish: return 1;
+    case KN_OP_GlobalAveragePool: return 1;
     case KN_OP_Add:
     case KN_OP_Sub:
     case KN_OP_Mul:
@@ -134,7 +121,7 @@ static int kn_cuda_layout_ok(const kn_graph *g, const kn_node *n) {
                 return 0;
         return 1;
     }
-    default: return 0;
+    default: return kn_layout_free_unary(n->op);
     }
 }
 
