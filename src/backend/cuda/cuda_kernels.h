@@ -137,6 +137,7 @@ typedef struct knc_pool {
     const void *in;
     void *out;
     int64_t *indices; /* MaxPool's optional second output, or NULL */
+    int col_major;    /* storage_order=1: the indices count the spatial dims column major */
     int64_t c;        /* channels, for the indices' layout and NHWC indexing */
     int nhwc;         /* data is [N, spatial..., C] (no indices then) */
 } knc_pool;

@@ -49,9 +49,13 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const k
                     int64_t off = (a * p.in_sp[1] + b) * p.in_sp[2] + c;
                     C v = ld<T>(base, off * cs);
                     if (p.is_max) {
+                        // the first NaN wins and stays (its index too), as on the CPU
                         bool nan = false;
-                        if constexpr (std::is_floating_point<C>::value) nan = v != v;
-                        if (best_idx < 0 || v > best || nan) { best = v; best_idx = off; }
+                        if constexpr (std::is_floating_point<C>::value) nan = v != v && best == best;
+                        if (best_idx < 0 || v > best || nan) {
+                            best = v;
+                            best_idx = p.col_major ? (c * p.in_sp[1] + b) * p.in_sp[0] + a : off;
+                        }
                     } else {
                         acc += v;
                         count++;
@@ -167,6 +171,7 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
     int64_t n = p->nc * p->out_sp[0] * p->out_sp[1] * p->out_sp[2];
     if (n <= 0) return cudaSuccess;
     if (p->nhwc && (p->indices || p->c <= 0 || p->nc % p->c)) return cudaErrorInvalidValue;
+    if (!p->is_max && (p->indices || p->col_major)) return cudaErrorInvalidValue;
     unsigned g = grid_for(n, 256);
     if (p->is_max && p->dtype == KILN_I8) {
         pool_kernel<int8_t><<<g, 256, 0, s>>>(*p, n);
