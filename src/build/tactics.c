@@ -73,25 +73,33 @@ static uint64_t kn_step_key(const char *device, const kiln_module *m, const kn_k
 }
 
 /* Fills the step's non-constant inputs with seeded values in [-1, 1], so that tactics compare
- * on real numbers rather than whatever the arena held. Integer inputs (indices) are not timed. */
+ * on real numbers rather than whatever the arena held. Integer inputs (indices) are not timed.
+ * A block of at most KN_FILL_BLOCK values repeats over a large input: generating and converting
+ * every element of a batch-256 activation on the host took longer than timing its tactics. */
+#define KN_FILL_BLOCK ((int64_t)1 << 20)
 static kiln_status kn_fill_inputs(kiln_session *s, const kiln_module *m, const kn_kernel_args *a, int *ok) {
     *ok = 1;
-    uint64_t seed = 0x243f6a8885a308d3ull;
     for (int i = 0; i < a->n_in; i++) {
         const kn_tensor *t = &a->in[i];
         int v = a->node->in[i];
         if (v < 0 || m->graph->values[v].constant || !t->data) continue;
         if (!kn_dtype_is_float(t->dtype)) { *ok = 0; return KILN_OK; }
-        int64_t n = kn_tensor_numel(t);
-        float *f = kn_malloc((size_t)(n ? n : 1) * sizeof(float));
-        void *raw = kn_malloc(kn_tensor_bytes(t) + 1);
+        uint64_t seed = 0x243f6a8885a308d3ull + (uint64_t)i;
+        int64_t n = kn_tensor_numel(t), nb = n < KN_FILL_BLOCK ? n : KN_FILL_BLOCK;
+        size_t es = kiln_dtype_size(t->dtype);
+        float *f = kn_malloc((size_t)(nb ? nb : 1) * sizeof(float));
+        void *raw = kn_malloc((size_t)(nb ? nb : 1) * es);
         if (!f || !raw) { kn_free(f); kn_free(raw); return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory"); }
-        for (int64_t e = 0; e < n; e++) {
+        for (int64_t e = 0; e < nb; e++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             f[e] = (float)((double)(seed >> 40) / 8388608.0 - 1.0);
         }
-        kn_convert(f, KILN_F32, raw, t->dtype, n);
-        kiln_status st = s->be->copy_in(s->ctx, t->data, raw, kn_tensor_bytes(t), KILN_DEVICE_CPU);
+        kn_convert(f, KILN_F32, raw, t->dtype, nb);
+        kiln_status st = KILN_OK;
+        for (int64_t off = 0; off < n && st == KILN_OK; off += nb) {
+            int64_t len = n - off < nb ? n - off : nb;
+            st = s->be->copy_in(s->ctx, (char *)t->data + (size_t)off * es, raw, (size_t)len * es, KILN_DEVICE_CPU);
+        }
         if (st == KILN_OK) st = s->be->synchronize(s->ctx);
         kn_free(f);
         kn_free(raw);
@@ -118,15 +126,30 @@ static kiln_status kn_time_step(kiln_session *s, const kn_kernel *k, const kn_ke
     return KILN_OK;
 }
 
-static kiln_status kn_fetch_output(kiln_session *s, const kn_kernel_args *a, float *host, int64_t n) {
+/* Reads the step's output as floats for the comparison of tactics: all of it when small, else
+ * KN_CHECK_CHUNKS evenly spaced chunks (the same ones for every tactic); a wrong engine is wrong
+ * far beyond one chunk, and reading back 9 full batch-256 outputs made such builds minutes long.
+ * *n_got is the number of values read. */
+#define KN_CHECK_CHUNKS 8
+#define KN_CHECK_CHUNK ((int64_t)1 << 16)
+static kiln_status kn_fetch_output(kiln_session *s, const kn_kernel_args *a, float *host, int64_t n, int64_t *n_got) {
     const kn_tensor *o = &a->out[0];
-    size_t bytes = kn_tensor_bytes(o);
-    void *raw = kn_malloc(bytes ? bytes : 1);
+    size_t es = kiln_dtype_size(o->dtype);
+    int whole = n <= KN_CHECK_CHUNKS * KN_CHECK_CHUNK;
+    int64_t take = whole ? n : KN_CHECK_CHUNKS * KN_CHECK_CHUNK;
+    void *raw = kn_malloc(take ? (size_t)take * es : 1);
     if (!raw) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory");
-    kiln_status st = s->be->copy_out(s->ctx, raw, KILN_DEVICE_CPU, o->data, bytes);
+    kiln_status st = KILN_OK;
+    if (whole) st = s->be->copy_out(s->ctx, raw, KILN_DEVICE_CPU, o->data, (size_t)n * es);
+    for (int c = 0; !whole && c < KN_CHECK_CHUNKS && st == KILN_OK; c++) {
+        int64_t off = (n - KN_CHECK_CHUNK) / (KN_CHECK_CHUNKS - 1) * c;
+        st = s->be->copy_out(s->ctx, (char *)raw + (size_t)(c * KN_CHECK_CHUNK) * es, KILN_DEVICE_CPU,
+                             (const char *)o->data + (size_t)off * es, (size_t)KN_CHECK_CHUNK * es);
+    }
     if (st == KILN_OK) st = s->be->synchronize(s->ctx);
-    if (st == KILN_OK) kn_convert(raw, o->dtype, host, KILN_F32, n);
+    if (st == KILN_OK) kn_convert(raw, o->dtype, host, KILN_F32, take);
     kn_free(raw);
+    *n_got = take;
     return st;
 }
 
@@ -177,10 +200,11 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         st = kn_fill_inputs(s, m, &a, &fill_ok);
         if (st != KILN_OK) break;
         if (!fill_ok) continue; /* keeps tactic 0 */
-        int64_t n_out = kn_tensor_numel(&a.out[0]);
+        int64_t n_out = kn_tensor_numel(&a.out[0]), n_cmp = 0;
+        int64_t n_buf = n_out < KN_CHECK_CHUNKS * KN_CHECK_CHUNK ? n_out : KN_CHECK_CHUNKS * KN_CHECK_CHUNK;
         kn_free(ref); kn_free(got);
-        ref = kn_malloc((size_t)(n_out ? n_out : 1) * sizeof(float));
-        got = kn_malloc((size_t)(n_out ? n_out : 1) * sizeof(float));
+        ref = kn_malloc((size_t)(n_buf ? n_buf : 1) * sizeof(float));
+        got = kn_malloc((size_t)(n_buf ? n_buf : 1) * sizeof(float));
         if (!ref || !got) { st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory timing tactics"); break; }
         int best = -1;
         float best_ms = INFINITY;
@@ -192,10 +216,10 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
             a.state = state;
             float ms = 0;
             kiln_status ts = kn_time_step(s, k, &a, &ms);
-            if (ts == KILN_OK) ts = kn_fetch_output(s, &a, t == 0 ? ref : got, n_out);
+            if (ts == KILN_OK) ts = kn_fetch_output(s, &a, t == 0 ? ref : got, n_out, &n_cmp);
             if (ts == KILN_OK && t > 0) { /* agree with tactic 0 within a tolerance for reduced precision */
                 double worst = 0, scale = 0;
-                for (int64_t e = 0; e < n_out; e++) {
+                for (int64_t e = 0; e < n_cmp; e++) {
                     double d = fabs((double)got[e] - ref[e]);
                     if (!(d <= worst)) worst = d;
                     if (fabs(ref[e]) > scale) scale = fabs(ref[e]);

@@ -199,6 +199,7 @@ static double act_ref(int act, double x, double al, double bt) {
     case KN_ACT_HARDSWISH: { double t = x + 3; t = t < 0 ? 0 : t > 6 ? 6 : t; return x * t / 6; }
     case KN_ACT_LEAKY_RELU: return x >= 0 ? x : al * x;
     case KN_ACT_CLIP: return x < al ? al : x > bt ? bt : x;
+    case KN_ACT_RELU6: return x < 0 ? 0 : x > 6 ? 6 : x;
     default: return x;
     }
 }
@@ -268,7 +269,7 @@ static void conv_case(const conv_cfg *f) {
     for (int64_t i = 0; i < yn; i++) {
         int64_t k = (i / (oh * ow)) % f->k;
         double v = ref[i] + (f->bias ? b[k] : 0) + (f->res ? r[i] : 0);
-        ref[i] = act_ref(f->act, v, 0.1, 0);
+        ref[i] = f->act == KN_ACT_CLIP ? act_ref(f->act, v, -0.3, 0.4) : act_ref(f->act, v, 0.1, 0);
     }
     kc_case c;
     kc_begin(&c, f->transpose ? "ConvTranspose" : "Conv", f->name, f->res ? 4 : 3, 1);
@@ -296,6 +297,10 @@ static void conv_case(const conv_cfg *f) {
     if (f->act) {
         kn_node_set_attr_int(nd, "kiln.act", f->act);
         if (f->act == KN_ACT_LEAKY_RELU) kn_node_set_attr_float(nd, "kiln.act_alpha", 0.1f);
+        if (f->act == KN_ACT_CLIP) { /* bounds inside the outputs' range, so both clip */
+            kn_node_set_attr_float(nd, "kiln.act_alpha", -0.3f);
+            kn_node_set_attr_float(nd, "kiln.act_beta", 0.4f);
+        }
     }
     int nt = kc_tactics(&c);
     KT_CHECK(nt >= 1, "%s: %d tactics", f->name, nt);
@@ -807,6 +812,9 @@ int main(void) {
                 {"conv+bias+hardswish (kiln epilogue)", KILN_F32, 2, 1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_HARDSWISH, 0, 0},
                 {"conv group2 s2 d2", KILN_F32, 2, 1, 8, 13, 11, 6, 3, 3, 2, 2, 2, 2, 1, 0, 0, 0, 0},
                 {"conv depthwise s2", KILN_F32, 2, 2, 8, 10, 10, 8, 3, 3, 8, 2, 1, 1, 1, 0, KN_ACT_SILU, 0, 0},
+                {"conv+bias+relu6 (cuDNN clipped relu)", KILN_F32, 2, 2, 8, 9, 9, 16, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_RELU6, 0, 0},
+                {"conv+bias+clip(-0.3, 0.4)", KILN_F32, 2, 2, 8, 9, 9, 16, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_CLIP, 0, 0},
+                {"conv depthwise fp16+bias+clip", KILN_F16, 2, 2, 16, 10, 10, 16, 3, 3, 16, 1, 1, 1, 1, 0, KN_ACT_CLIP, 0, 0},
                 {"conv1d k5 p2", KILN_F32, 1, 2, 4, 1, 20, 6, 1, 5, 1, 1, 2, 1, 1, 0, 0, 0, 0},
                 {"conv fp16+bias+relu", KILN_F16, 2, 2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_RELU, 0, 0},
                 {"conv bf16+bias", KILN_BF16, 2, 1, 16, 8, 8, 16, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0},

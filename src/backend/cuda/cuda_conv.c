@@ -113,7 +113,7 @@ static kiln_status kn_dnn_tensor(kn_conv_state *s, int64_t uid, cudnnDataType_t 
 /* A pointwise op: y = mode(x[, b]). */
 static kiln_status kn_dnn_pointwise(kn_conv_state *s, cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
                                     cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t y, int act, float act_alpha,
-                                    cudnnBackendDescriptor_t *op) {
+                                    float act_beta, cudnnBackendDescriptor_t *op) {
     cudnnBackendDescriptor_t pw;
     KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw));
     cudnnDataType_t prec = CUDNN_DATA_FLOAT;
@@ -127,6 +127,12 @@ static kiln_status kn_dnn_pointwise(kn_conv_state *s, cudnnPointwiseMode_t mode,
         double slope = act_alpha;
         KN_SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE, CUDNN_TYPE_DOUBLE, 1, &slope);
     }
+    if (mode == CUDNN_POINTWISE_RELU_FWD && (act == KN_ACT_RELU6 || act == KN_ACT_CLIP)) {
+        /* Clip(lo, hi) is a ReLU clipped below at lo (slope 0 under it) and above at hi */
+        double lo = act == KN_ACT_RELU6 ? 0.0 : act_alpha, hi = act == KN_ACT_RELU6 ? 6.0 : act_beta;
+        KN_SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP, CUDNN_TYPE_DOUBLE, 1, &lo);
+        KN_SET(pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_DOUBLE, 1, &hi);
+    }
     KN_CUDNN(cudnnBackendFinalize(pw));
     KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op));
     KN_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
@@ -138,9 +144,11 @@ static kiln_status kn_dnn_pointwise(kn_conv_state *s, cudnnPointwiseMode_t mode,
 }
 
 /* The cuDNN pointwise mode of a fused activation, or -1 when cuDNN has none we trust. */
-static int kn_dnn_act_mode(int act) {
+static int kn_dnn_act_mode(int act, float alpha, float beta) {
     switch (act) {
-    case KN_ACT_RELU: case KN_ACT_LEAKY_RELU: return CUDNN_POINTWISE_RELU_FWD;
+    case KN_ACT_CLIP: /* finite bounds only: cuDNN's clips are doubles, an infinite one is not documented */
+        return isfinite(alpha) && isfinite(beta) && alpha <= beta ? CUDNN_POINTWISE_RELU_FWD : -1;
+    case KN_ACT_RELU: case KN_ACT_LEAKY_RELU: case KN_ACT_RELU6: return CUDNN_POINTWISE_RELU_FWD;
     case KN_ACT_SIGMOID: return CUDNN_POINTWISE_SIGMOID_FWD;
     case KN_ACT_SILU: return CUDNN_POINTWISE_SWISH_FWD;
     case KN_ACT_GELU_ERF: return CUDNN_POINTWISE_GELU_FWD;
@@ -417,7 +425,7 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
             KN_TRY(kn_dnn_tensor(s, KN_UID_BIAS, io, nd, bd, kn_dnn_align(a->in[2].data), false, &tb));
             if (--steps) KN_TRY(kn_dnn_tensor(s, vuid++, comp, nd, g->y, 16, true, &out));
             else out = ty;
-            KN_TRY(kn_dnn_pointwise(s, CUDNN_POINTWISE_ADD, cur, tb, out, 0, 0, &op));
+            KN_TRY(kn_dnn_pointwise(s, CUDNN_POINTWISE_ADD, cur, tb, out, 0, 0, 0, &op));
             ops[n_ops++] = op;
             cur = out;
         }
@@ -426,13 +434,13 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
             KN_TRY(kn_dnn_tensor(s, KN_UID_RES, io, nd, g->y, kn_dnn_align(a->in[3].data), false, &tr));
             if (--steps) KN_TRY(kn_dnn_tensor(s, vuid++, comp, nd, g->y, 16, true, &out));
             else out = ty;
-            KN_TRY(kn_dnn_pointwise(s, CUDNN_POINTWISE_ADD, cur, tr, out, 0, 0, &op));
+            KN_TRY(kn_dnn_pointwise(s, CUDNN_POINTWISE_ADD, cur, tr, out, 0, 0, 0, &op));
             ops[n_ops++] = op;
             cur = out;
         }
         if (s->act != KN_ACT_NONE) {
             cudnnBackendDescriptor_t op;
-            KN_TRY(kn_dnn_pointwise(s, (cudnnPointwiseMode_t)kn_dnn_act_mode(s->act), cur, NULL, ty, s->act, s->act_alpha, &op));
+            KN_TRY(kn_dnn_pointwise(s, (cudnnPointwiseMode_t)kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta), cur, NULL, ty, s->act, s->act_alpha, s->act_beta, &op));
             ops[n_ops++] = op;
         }
     }
@@ -477,7 +485,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         return KILN_OK;
     }
     int fusable = !s->transpose && (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
-                  (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act) >= 0);
+                  (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) >= 0);
     if (fusable) {
         /* any failure here only means no engine takes the fused graph */
         if (kn_conv_build(a, s, &g, 1, want) == KILN_OK && (want < 0 ? s->n_tactics > 0 : s->n_plans > 0)) s->fused = 1;

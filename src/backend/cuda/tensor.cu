@@ -30,7 +30,63 @@ __global__ void __launch_bounds__(256) copy_kernel(const knc_copy p, int64_t n) 
     }
 }
 
+// A batch of 2-D transposes, dst[b][r][k] = src[b][k][r], through 32 x 32 tiles in shared
+// memory so that both the reads and the writes are coalesced. The layout changes at NHWC block
+// edges and most Transposes reduce to this form; the strided copy above reads with a stride of
+// H*W there.
+template <typename W> __global__ void __launch_bounds__(256) transpose_tiled(const W *src, W *dst, int64_t R, int64_t K) {
+    __shared__ W tile[32][33];
+    const int64_t b = blockIdx.z, r0 = (int64_t)blockIdx.x * 32, k0 = (int64_t)blockIdx.y * 32;
+    const W *sb = src + b * R * K;
+    W *db = dst + b * R * K;
+    for (int j = threadIdx.y; j < 32; j += 8) {
+        int64_t k = k0 + j, r = r0 + threadIdx.x;
+        if (k < K && r < R) tile[j][threadIdx.x] = sb[k * R + r];
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += 8) {
+        int64_t r = r0 + j, k = k0 + threadIdx.x;
+        if (r < R && k < K) db[r * K + k] = tile[threadIdx.x][j];
+    }
+}
+
+// The same for few columns (K < 8, e.g. the 3 channels of an image going to NHWC): a thread per
+// destination row, its K elements read at stride R (coalesced across threads) and written
+// together.
+template <typename W> __global__ void __launch_bounds__(256) transpose_narrow(const W *src, W *dst, int64_t B, int64_t R, int K) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < B * R; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t b = i / R, r = i - b * R;
+        const W *sb = src + b * R * K + r;
+        W *d = dst + i * K;
+        for (int k = 0; k < K; k++) d[k] = sb[(int64_t)k * R];
+    }
+}
+
+// Whether a (merged) copy is a batch of 2-D transposes: dst contiguous [B, R, K] and src
+// contiguous [B, K, R]; sets B, R and K.
+static bool as_transpose(const knc_copy &p, int64_t *B, int64_t *R, int64_t *K) {
+    if (p.rank != 2 && p.rank != 3) return false;
+    int o = p.rank - 2; // the batch dim, when there is one, is dim 0
+    int64_t r = p.dims[o], k = p.dims[o + 1], b = o ? p.dims[0] : 1;
+    if (p.dst_strides[o + 1] != 1 || p.dst_strides[o] != k || p.src_strides[o] != 1 || p.src_strides[o + 1] != r)
+        return false;
+    if (o && (p.dst_strides[0] != r * k || p.src_strides[0] != r * k)) return false;
+    if (b > 65535 || (k + 31) / 32 > 65535 || (r + 31) / 32 > INT32_MAX) return false;
+    *B = b, *R = r, *K = k;
+    return true;
+}
+
 template <typename W> static cudaError_t copy_go(const knc_copy &p, int64_t n, cudaStream_t s) {
+    int64_t B, R, K;
+    if (as_transpose(p, &B, &R, &K) && R >= 8 && K >= 8) {
+        dim3 grid((unsigned)((R + 31) / 32), (unsigned)((K + 31) / 32), (unsigned)B), block(32, 8);
+        transpose_tiled<W><<<grid, block, 0, s>>>((const W *)p.src, (W *)p.dst, R, K);
+        return cudaGetLastError();
+    }
+    if (as_transpose(p, &B, &R, &K) && K < 8) {
+        transpose_narrow<W><<<grid_for(B * R, 256), 256, 0, s>>>((const W *)p.src, (W *)p.dst, B, R, (int)K);
+        return cudaGetLastError();
+    }
     unsigned g = grid_for(n, 256);
     if (n < (int64_t)INT32_MAX) copy_kernel<W, int32_t><<<g, 256, 0, s>>>(p, n);
     else copy_kernel<W, int64_t><<<g, 256, 0, s>>>(p, n);
