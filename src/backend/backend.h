@@ -19,6 +19,8 @@ typedef struct kn_kernel_args {
     void *state; /* from the kernel's prepare for this shape (NULL when it has none) */
     void *ctx;   /* the backend's session context (stream, library handles, workspace) */
     int tactic;  /* the tactic chosen at build time (index among the kernel's candidates) */
+    int timing;  /* set while the builder times tactics: a tactic the kernel does not offer at
+                  * this shape fails in prepare rather than standing in for another one */
 } kn_kernel_args;
 
 typedef struct kn_kernel {

@@ -210,6 +210,7 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         float best_ms = INFINITY;
         for (int t = 0; t < nt && st == KILN_OK; t++) {
             a.tactic = t;
+            a.timing = 1;
             a.state = NULL;
             void *state = NULL;
             if (k->prepare && k->prepare(&a, &state) != KILN_OK) { kn_clear_error(); continue; } /* tactic not usable */

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 
 #define KN_DNN_MAX_HEUR 8  /* tactics from heuristics mode A; one more from the fallback list */
+#define KN_CONV_SLOTS (KN_DNN_MAX_HEUR + 1) /* tactics of a fused graph, when the convolution alone competes */
 #define KN_DNN_MAX_DESC 48
 #define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
 
@@ -486,18 +487,33 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     }
     int fusable = !s->transpose && (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
                   (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) >= 0);
-    if (fusable) {
+    /* Tactics of a fusable convolution: 0..KN_CONV_SLOTS-1 are the fused graph's configs. When
+     * cuDNN offers fewer than KN_DNN_MAX_HEUR engines for the fused graph (generic runtime-fusion
+     * engines only, as for a clipped ReLU: measured up to 30x slower than the convolution alone
+     * on MobileNetV2), the convolution alone with kiln's epilogue competes as tactics
+     * KN_CONV_SLOTS + j, and timing decides. */
+    int alone_want = want; /* the tactic among the configs of the convolution alone */
+    if (fusable && want >= KN_CONV_SLOTS) {
+        alone_want = want - KN_CONV_SLOTS;
+    } else if (fusable) {
         /* any failure here only means no engine takes the fused graph */
         if (kn_conv_build(a, s, &g, 1, want) == KILN_OK && (want < 0 ? s->n_tactics > 0 : s->n_plans > 0)) s->fused = 1;
         kn_clear_error();
+        if (s->fused && want >= 0 && a->timing && want >= s->n_tactics) {
+            st = kn_node_error(n, KILN_ERR_UNSUPPORTED, "tactic %d is not offered at this shape", want);
+            goto fail;
+        }
     }
-    if (!s->fused) {
+    int fused_count = s->fused && want < 0 ? s->n_tactics : 0;
+    if (!s->fused || (fused_count > 0 && fused_count <= KN_DNN_MAX_HEUR)) {
         /* start over with the convolution alone (the fused descriptors are not needed) */
         if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
         for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
         s->plan = NULL;
         s->n_plans = s->n_desc = s->n_tactics = 0;
-        KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, want), fail);
+        s->fused = 0;
+        KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, alone_want), fail);
+        if (fused_count > 0) s->n_tactics += KN_CONV_SLOTS; /* counted: both lists */
     }
     if (want < 0) {
         *state = s;

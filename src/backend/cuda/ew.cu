@@ -164,17 +164,20 @@ __global__ void __launch_bounds__(256) ew_kernel(const knc_ew p) {
     }
 }
 
-// 16-byte vectors of V elements for inputs that are contiguous like the output or scalars
-// (rank <= 1), at most 3 inputs, same in and out type: the common unary, binary and epilogue.
-template <typename T, int V> __global__ void __launch_bounds__(256) ew_vec_kernel(const knc_ew p, int64_t nvec) {
+// 16-byte vectors of V elements, at most 3 inputs, same in and out type: the common unary,
+// binary and epilogue. Each input is contiguous like the output (kind 0), one scalar (kind 1), or
+// (rank 2, [rows, row]) a vector of `row` elements repeated on every row (kind 2: a per-channel
+// bias of NHWC data), with row a multiple of V so that a vector never straddles two rows.
+struct ew_vec_kinds { int kind[3]; int64_t row; };
+template <typename T, int V> __global__ void __launch_bounds__(256) ew_vec_kernel(const knc_ew p, ew_vec_kinds kd, int64_t nvec) {
     using C = acc_t<T>;
     struct alignas(16) vec { T v[V]; };
     for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < nvec; j += (int64_t)gridDim.x * blockDim.x) {
         C x[3][V];
 #pragma unroll
         for (int k = 0; k < 3; k++) {
-            if (k < p.n_in && p.in[k] && p.strides[k][0]) {
-                vec w = ((const vec *)p.in[k])[j];
+            if (k < p.n_in && p.in[k] && kd.kind[k] != 1) {
+                vec w = ((const vec *)p.in[k])[kd.kind[k] == 0 ? j : (j * V % kd.row) / V];
 #pragma unroll
                 for (int e = 0; e < V; e++) x[k][e] = to_acc<C, T>(w.v[e]);
             } else {
@@ -194,6 +197,25 @@ template <typename T, int V> __global__ void __launch_bounds__(256) ew_vec_kerne
     }
 }
 
+// The input kinds of ew_vec_kernel, or false when the operands do not fit it.
+template <int V> static bool ew_vec_plan(const knc_ew &p, ew_vec_kinds *kd) {
+    if (p.n_in > 3 || p.op == KNC_WHERE || p.n < V || p.rank > 2) return false;
+    uintptr_t al = (uintptr_t)p.out;
+    kd->row = p.rank == 2 ? p.dims[1] : 0;
+    if (p.rank == 2 && kd->row % V) return false;
+    for (int k = 0; k < 3; k++) {
+        kd->kind[k] = 1;
+        if (k >= p.n_in || !p.in[k]) continue;
+        if (p.rank <= 1) kd->kind[k] = p.strides[k][0] ? 0 : 1;
+        else if (p.strides[k][1] == 1 && p.strides[k][0] == p.dims[1]) kd->kind[k] = 0;
+        else if (p.strides[k][1] == 1 && p.strides[k][0] == 0) kd->kind[k] = 2;
+        else if (p.strides[k][1] == 0 && p.strides[k][0] == 0) kd->kind[k] = 1;
+        else return false;
+        if (kd->kind[k] != 1) al |= (uintptr_t)p.in[k];
+    }
+    return al % 16 == 0;
+}
+
 template <typename T, typename TO> static cudaError_t ew_go(const knc_ew &p, cudaStream_t s) {
     bool small = p.n < (int64_t)INT32_MAX;
     if (small) {
@@ -204,15 +226,13 @@ template <typename T, typename TO> static cudaError_t ew_go(const knc_ew &p, cud
     if constexpr (std::is_same<TO, T>::value && (std::is_same<T, float>::value || std::is_same<T, __half>::value ||
                                                  std::is_same<T, __nv_bfloat16>::value)) {
         constexpr int V = 16 / sizeof(T);
-        bool vec_ok = p.rank <= 1 && p.n_in <= 3 && p.op != KNC_WHERE && p.n >= V;
-        uintptr_t al = (uintptr_t)p.out;
-        for (int k = 0; k < p.n_in; k++)
-            if (p.in[k] && p.strides[k][0]) al |= (uintptr_t)p.in[k];
-        if (vec_ok && (al % 16) == 0) {
+        ew_vec_kinds kd;
+        if (ew_vec_plan<V>(p, &kd)) {
             int64_t nvec = p.n / V;
-            ew_vec_kernel<T, V><<<grid_for(nvec, 256), 256, 0, s>>>(p, nvec);
+            ew_vec_kernel<T, V><<<grid_for(nvec, 256), 256, 0, s>>>(p, kd, nvec);
             cudaError_t e = cudaGetLastError();
             if (e != cudaSuccess || nvec * V == p.n) return e;
+            if (p.rank == 2) return cudaErrorInvalidValue; // rows are whole vectors: no tail
             // the tail: the same op on the last n % V elements
             knc_ew t = p;
             int64_t done = nvec * V;
