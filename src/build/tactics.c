@@ -170,6 +170,7 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
             cached++;
             continue;
         }
+        double t_step = kn_now_ms();
         int nt = k->num_tactics(&a);
         if (nt <= 1) continue;
         int fill_ok;
@@ -214,7 +215,11 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         step->tactic_ms = best_ms;
         timed++;
         if (KN_GROW(tc.e, tc.cap, tc.n + 1) == KILN_OK) { tc.e[tc.n++] = (kn_tc_entry){key, best, best_ms}; tc.dirty = 1; }
-        if (c->verbose || kn_now_ms() - t_last > 2000) { /* progress on long builds */
+        if (c->verbose) /* where a cold build's time goes */
+            fprintf(stderr, "kiln: timing tactics: step %d/%d (%s %s): %d tactics, best %d at %.4f ms, %.0f ms\n",
+                    i + 1, m->part.n_steps, k->name, a.node ? a.node->name : "", nt, best, best_ms,
+                    kn_now_ms() - t_step);
+        else if (kn_now_ms() - t_last > 2000) { /* progress on long builds */
             fprintf(stderr, "kiln: timing tactics: step %d/%d (%s)\n", i + 1, m->part.n_steps, k->name);
             t_last = kn_now_ms();
         }

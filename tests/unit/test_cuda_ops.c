@@ -5,7 +5,7 @@
  *
  * Tolerances (|gpu - cpu| <= tol * (1 + |cpu|)): fp32 1e-4 (true fp32 on both sides), tf32 1e-2,
  * fp16/bf16 graphs 1e-2 (both sides store f16; math order differs). Integer and bool outputs
- * must match exactly. A case whose node the builder refuses or whose CPU reference does not
+ * must match exactly, and so must infinities and NaNs. A case whose node the builder refuses or whose CPU reference does not
  * compile (an op not defined yet) is listed as SKIP, since the reference is not this test's
  * subject; any CUDA failure where the CPU works is a failure.
  * Prints "SKIP: no CUDA device" and passes on a machine without a GPU. */
@@ -194,6 +194,7 @@ static void tc_finish(tc *t, const char *label, kiln_precision prec, double tol)
             for (int64_t k = 0; k < n; k++) {
                 double a = fg[o][k], b = fc[o][k];
                 double r = exact ? (a == b ? 0 : INFINITY) : fabs(a - b) / (tol * (1 + fabs(b)));
+                if (isinf(a) || isinf(b)) r = a == b ? 0 : INFINITY; /* inf - inf is NaN, never > worst */
                 if (isnan(a) || isnan(b)) r = isnan(a) && isnan(b) ? 0 : INFINITY;
                 if (r > worst) worst = r;
             }
@@ -251,6 +252,18 @@ static void mod_case(kiln_dtype dt, int fmod_c, int same, float lo, float hi, fl
     char label[64];
     snprintf(label, sizeof label, "Mod fmod=%d %s %s", fmod_c, kiln_dtype_name(dt), same ? "same shape" : "bcast");
     tc_finish(&t, label, KILN_PRECISION_FP32, F32); /* fmod is exact: both sides agree bit for bit */
+}
+
+/* Pow with the base and exponent of different types (or both integers): the output has the base's. */
+static void pow_mixed(kiln_dtype bt, float lo, float hi, kiln_dtype et, float lo2, float hi2) {
+    tc t;
+    tc_begin(&t);
+    tc_input(&t, "a", bt, 4, D(2, 3, 4, 5), lo, hi);
+    tc_input(&t, "b", et, 3, D(3, 1, 5), lo2, hi2);
+    tc_node(&t, "Pow", 2, S("a", "b"), 1, S("y"), 0, NULL);
+    char label[64];
+    snprintf(label, sizeof label, "Pow %s ^ %s bcast", kiln_dtype_name(bt), kiln_dtype_name(et));
+    tc_finish(&t, label, KILN_PRECISION_FP32, is_float(bt) && bt != KILN_F32 ? LOW : F32);
 }
 
 static void variadic(const char *op) {
@@ -320,6 +333,12 @@ static void elementwise_cases(void) {
     binary("Mul", KILN_F32, -1, 1, -1, 1);
     binary("Div", KILN_F32, -1, 1, 0.5f, 2);
     binary("Pow", KILN_F32, 0.5f, 2, -2, 2);
+    pow_mixed(KILN_F32, 0.5f, 2, KILN_I32, -3, 4);    /* integer exponents -3..3 */
+    pow_mixed(KILN_F16, 0.5f, 2, KILN_I64, -3, 4);
+    pow_mixed(KILN_I32, -3, 10, KILN_F32, 0, 2.5f);   /* truncated; negative base ^ fraction: NaN -> 0 */
+    pow_mixed(KILN_I64, -6, 7, KILN_I64, -2, 6);      /* power by squaring; negative exponents */
+    pow_mixed(KILN_I32, -4, 5, KILN_I8, 0, 8);
+    pow_mixed(KILN_F64, -2, 2, KILN_U8, 0, 6);
     mod_case(KILN_F32, 1, 0, -10, 10, -3, 3);
     mod_case(KILN_F32, 1, 1, -10, 10, -3, 3);
     mod_case(KILN_F16, 1, 1, -10, 10, -3, 3);
@@ -399,6 +418,50 @@ static void nn_cases(void) {
         tc_input(&t, "x", KILN_F32, 4, D(2, 3, 11, 10), -1, 1);
         tc_node(&t, "MaxPool", 1, S("x"), 1, S("y"), 3, A(kiln_attr_ints("kernel_shape", 2, k3), kiln_attr_ints("strides", 2, s2), kiln_attr_ints("pads", 4, p1)));
         tc_finish(&t, "MaxPool 3x3 s2 p1", KILN_PRECISION_FP32, F32);
+    }
+    {
+        /* uint8 (ties are common: the first maximum wins on both sides) with the Indices output */
+        tc t;
+        tc_begin(&t);
+        tc_input(&t, "x", KILN_U8, 4, D(2, 3, 11, 10), 0, 256);
+        tc_node(&t, "MaxPool", 1, S("x"), 2, S("y", "ind"), 3,
+                A(kiln_attr_ints("kernel_shape", 2, k3), kiln_attr_ints("strides", 2, s2), kiln_attr_ints("pads", 4, p1)));
+        tc_finish(&t, "MaxPool uint8 3x3 s2 p1 +indices", KILN_PRECISION_FP32, F32);
+    }
+    {
+        /* Indices counting the spatial dims column major */
+        tc t;
+        tc_begin(&t);
+        tc_input(&t, "x", KILN_F32, 4, D(2, 3, 11, 10), -1, 1);
+        tc_node(&t, "MaxPool", 1, S("x"), 2, S("y", "ind"), 3,
+                A(kiln_attr_ints("kernel_shape", 2, k3), kiln_attr_ints("strides", 2, s2), kiln_attr_int("storage_order", 1)));
+        tc_finish(&t, "MaxPool 3x3 s2 +indices storage_order 1", KILN_PRECISION_FP32, F32);
+    }
+    {
+        tc t;
+        tc_begin(&t);
+        int64_t k222[3] = {2, 2, 2}, p3[6] = {1, 0, 1, 0, 1, 0};
+        tc_input(&t, "x", KILN_I8, 5, D(1, 2, 5, 4, 6), -128, 128);
+        tc_node(&t, "MaxPool", 1, S("x"), 2, S("y", "ind"), 3,
+                A(kiln_attr_ints("kernel_shape", 3, k222), kiln_attr_ints("pads", 6, p3), kiln_attr_int("storage_order", 1)));
+        tc_finish(&t, "MaxPool3d int8 +indices storage_order 1", KILN_PRECISION_FP32, F32);
+    }
+    {
+        tc t;
+        tc_begin(&t);
+        int64_t k5[2] = {5, 5}, p2[4] = {2, 2, 2, 2};
+        tc_input(&t, "x", KILN_U8, 4, D(1, 2, 7, 6), 0, 256);
+        tc_node(&t, "MaxPool", 1, S("x"), 1, S("y"), 2, A(kiln_attr_ints("kernel_shape", 2, k5), kiln_attr_ints("pads", 4, p2)));
+        tc_finish(&t, "MaxPool uint8 5x5 p2", KILN_PRECISION_FP32, F32);
+    }
+    {
+        tc t;
+        tc_begin(&t);
+        int64_t k2[1] = {2}, d2[1] = {2}, p1d[2] = {1, 0};
+        tc_input(&t, "x", KILN_I8, 3, D(2, 4, 17), -128, 128);
+        tc_node(&t, "MaxPool", 1, S("x"), 1, S("y"), 3,
+                A(kiln_attr_ints("kernel_shape", 1, k2), kiln_attr_ints("dilations", 1, d2), kiln_attr_ints("pads", 2, p1d)));
+        tc_finish(&t, "MaxPool1d int8 k2 dil2 p1,0", KILN_PRECISION_FP32, F32);
     }
     {
         tc t;
@@ -666,6 +729,45 @@ static void reduce_cases(void) {
         }
 }
 
+/* Bool Max (any) and Min (all) over short axes, so both values occur; and reductions of an empty
+ * extent, which fill the output with the identity (Sum 0, Mean NaN, Max lowest, Min highest). */
+static void reduce_variant_cases(void) {
+    struct { const char *op; int n; int64_t axes[2]; int keep; const char *label; } bs[] = {
+        {"ReduceMax", 1, {1}, 1, "ReduceMax bool axis 1"},
+        {"ReduceMin", 1, {-1}, 0, "ReduceMin bool axis -1 keepdims 0"},
+        {"ReduceMax", 2, {0, 2}, 1, "ReduceMax bool axes 0,2"},
+        {"ReduceMin", 2, {0, 2}, 0, "ReduceMin bool axes 0,2 keepdims 0"},
+    };
+    for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
+        tc t;
+        tc_begin(&t);
+        tc_input(&t, "x", KILN_BOOL, 3, D(2, 3, 2), -1, 1);
+        tc_ints(&t, "axes", bs[i].n, bs[i].axes);
+        tc_node(&t, bs[i].op, 2, S("x", "axes"), 1, S("y"), 1, A(kiln_attr_int("keepdims", bs[i].keep)));
+        tc_finish(&t, bs[i].label, KILN_PRECISION_FP32, F32);
+    }
+    struct { const char *op; kiln_dtype dt; int n; int64_t axes[2]; int keep; const char *label; } es[] = {
+        {"ReduceMax", KILN_F32, 1, {1}, 1, "ReduceMax empty set f32"},
+        {"ReduceMin", KILN_F32, 1, {1}, 1, "ReduceMin empty set f32"},
+        {"ReduceSum", KILN_F32, 1, {1}, 1, "ReduceSum empty set f32"},
+        {"ReduceMean", KILN_F32, 1, {1}, 0, "ReduceMean empty set f32 keepdims 0"},
+        {"ReduceMax", KILN_F16, 2, {0, 1}, 0, "ReduceMax empty set f16 axes 0,1"},
+        {"ReduceMin", KILN_I32, 1, {1}, 1, "ReduceMin empty set i32"},
+        {"ReduceMax", KILN_I8, 1, {1}, 1, "ReduceMax empty set i8"},
+        {"ReduceMin", KILN_U8, 1, {1}, 1, "ReduceMin empty set u8"},
+        {"ReduceMin", KILN_BOOL, 1, {1}, 1, "ReduceMin empty set bool"},
+        {"ReduceSum", KILN_I64, 0, {0}, 0, "ReduceSum empty set i64 all"},
+    };
+    for (size_t i = 0; i < sizeof es / sizeof es[0]; i++) {
+        tc t;
+        tc_begin(&t);
+        tc_input(&t, "x", es[i].dt, 3, D(2, 0, 4), -1, 1);
+        if (es[i].n) tc_ints(&t, "axes", es[i].n, es[i].axes);
+        tc_node(&t, es[i].op, es[i].n ? 2 : 1, S("x", "axes"), 1, S("y"), 1, A(kiln_attr_int("keepdims", es[i].keep)));
+        tc_finish(&t, es[i].label, KILN_PRECISION_FP32, F32);
+    }
+}
+
 int main(void) {
     if (!kiln_cuda_available()) {
         printf("SKIP: no CUDA device\n");
@@ -678,6 +780,7 @@ int main(void) {
     gemm_cases();
     tensor_cases();
     reduce_cases();
+    reduce_variant_cases();
     if (n_skipped) printf("SKIP: %d cases without a CPU reference yet: %s\n", n_skipped, skipped);
     return kt_finish();
 }

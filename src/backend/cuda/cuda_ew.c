@@ -147,6 +147,7 @@ static kiln_status kn_cuda_ew_run(const kn_kernel_args *a) {
     p.op = code;
     p.dtype = n->op == KN_OP_Where ? a->in[1].dtype : a->in[0].dtype;
     p.out_dtype = a->out[0].dtype;
+    if (n->op == KN_OP_Pow) p.dtype1 = a->in[1].dtype; /* the exponent may have its own type */
     switch (n->op) {
     case KN_OP_LeakyRelu: p.alpha = kn_attr_f(n, "alpha", 0.01f); break;
     case KN_OP_Elu: p.alpha = kn_attr_f(n, "alpha", 1.0f); break;
@@ -256,10 +257,17 @@ static int kn_sup_numeric(const kn_graph *g, const kn_node *n) {
     kiln_dtype t = kn_cuda_in_dtype(g, n, 0);
     return t != KILN_DTYPE_INVALID && t != KILN_BOOL;
 }
+/* Pow takes what the op takes: a float, int32 or int64 base and an exponent of any numeric type. */
+static int kn_sup_pow(const kn_graph *g, const kn_node *n) {
+    kiln_dtype t0 = kn_cuda_in_dtype(g, n, 0), t1 = kn_cuda_in_dtype(g, n, 1);
+    int base_ok = kn_cuda_is_fp_or_f64(t0) || t0 == KILN_I32 || t0 == KILN_I64;
+    int exp_ok = kn_cuda_is_fp_or_f64(t1) || t1 == KILN_I64 || t1 == KILN_I32 || t1 == KILN_I8 || t1 == KILN_U8;
+    return base_ok && exp_ok;
+}
 static int kn_sup_binary(const kn_graph *g, const kn_node *n) {
     kiln_dtype t0 = kn_cuda_in_dtype(g, n, 0), t1 = kn_cuda_in_dtype(g, n, 1);
     if (t0 != t1 || t0 == KILN_DTYPE_INVALID) return 0;
-    if (n->op == KN_OP_Pow || n->op == KN_OP_PRelu) return kn_cuda_is_fp_or_f64(t0);
+    if (n->op == KN_OP_PRelu) return kn_cuda_is_fp_or_f64(t0);
     if (n->op == KN_OP_Equal) return 1;
     return t0 != KILN_BOOL;
 }
@@ -315,7 +323,7 @@ void kn_cuda_register_elementwise(kn_cuda_op *t) {
     KN_EW(Sub, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.sub");
     KN_EW(Mul, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.mul");
     KN_EW(Div, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.div");
-    KN_EW(Pow, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.pow");
+    KN_EW(Pow, kn_cuda_ew_run, kn_sup_pow, "cuda.ew.pow");
     KN_EW(PRelu, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.prelu");
     KN_EW(Mod, kn_cuda_mod_run, kn_sup_mod, "cuda.ew.mod");
     KN_EW(Equal, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.equal");

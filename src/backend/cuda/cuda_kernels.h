@@ -50,6 +50,8 @@ typedef struct knc_ew {
     int op, n_in;
     kiln_dtype dtype;     /* element type of the computing inputs (in[1] for Where) */
     kiln_dtype out_dtype; /* dtype, or BOOL for comparisons and logic */
+    kiln_dtype dtype1;    /* Pow: the exponent's (in[1]) element type, which may differ from dtype;
+                           * a mixed or integer Pow takes its own kernel (see knc_ew_launch) */
     int rank;             /* after coalescing; 0 or 1 takes the index-free path */
     int64_t n;            /* output elements */
     int64_t dims[KNC_MAX_RANK];
@@ -62,6 +64,9 @@ typedef struct knc_ew {
     float scale;              /* Mean: 1/n_total; epilogue: bias multiplier */
     const void *lo_ptr, *hi_ptr; /* Clip bounds in device memory (of dtype), or NULL */
 } knc_ew;
+/* Pow with an integer base or an exponent of another type follows the CPU backend: an int64
+ * power by squaring (wrapping) when both are integers, else pow in double, stored into the
+ * base's type (integers truncate toward zero and saturate, NaN -> 0). */
 cudaError_t knc_ew_launch(const knc_ew *p, cudaStream_t s);
 
 /* Contiguous conversion between any two element types (bool is 0/1). */
@@ -134,6 +139,7 @@ typedef struct knc_pool {
     const void *in;
     void *out;
     int64_t *indices; /* MaxPool's optional second output, or NULL */
+    int col_major;    /* storage_order=1: the indices count the spatial dims column major */
     int64_t c;        /* channels, for the indices' layout and NHWC indexing */
     int nhwc;         /* data is [N, spatial..., C] (no indices then) */
 } knc_pool;

@@ -50,9 +50,8 @@ static kiln_status kn_cuda_pool_run(const kn_kernel_args *a) {
     }
     if (p.is_max && a->n_out > 1 && kn_tensor_present(&a->out[1]) && a->out[1].data) {
         if (p.nhwc) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "MaxPool indices in NHWC layout are not supported");
-        if (kn_attr_i(n, "storage_order", 0) != 0)
-            return kn_node_error(n, KILN_ERR_UNSUPPORTED, "MaxPool indices in column-major storage order are not supported");
         p.indices = a->out[1].data;
+        p.col_major = kn_attr_i(n, "storage_order", 0) == 1;
     }
     KN_CU(knc_pool_launch(&p, kn_cuda_stream(a)));
     return KILN_OK;
@@ -167,11 +166,12 @@ static kiln_status kn_cuda_batchnorm_run(const kn_kernel_args *a) {
 /* ---- what the kernels take --------------------------------------------------------------------- */
 
 static int kn_sup_float(const kn_graph *g, const kn_node *n) { return kn_cuda_is_fp_or_f64(kn_cuda_in_dtype(g, n, 0)); }
+/* MaxPool takes what the op takes (floats, int8, uint8), AveragePool floats only. */
 static int kn_sup_pool(const kn_graph *g, const kn_node *n) {
-    if (!kn_sup_float(g, n)) return 0;
+    kiln_dtype t = kn_cuda_in_dtype(g, n, 0);
+    if (!kn_cuda_is_fp_or_f64(t) && !(n->op == KN_OP_MaxPool && (t == KILN_I8 || t == KILN_U8))) return 0;
     const kn_value *x = n->in[0] >= 0 ? &g->values[n->in[0]] : NULL;
-    if (x && x->rank >= 0 && (x->rank < 3 || x->rank > 5)) return 0;
-    return n->op != KN_OP_MaxPool || kn_attr_i(n, "storage_order", 0) == 0 || n->n_out < 2;
+    return !x || x->rank < 0 || (x->rank >= 3 && x->rank <= 5);
 }
 static int kn_sup_batchnorm(const kn_graph *g, const kn_node *n) {
     return kn_sup_float(g, n) && kn_attr_i(n, "training_mode", 0) == 0;

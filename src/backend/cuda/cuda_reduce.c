@@ -1,7 +1,28 @@
 /* ReduceSum, ReduceMean, ReduceMax, ReduceMin on CUDA. The axes (an input, or the old attribute)
  * are read on the host; the dims are coalesced into kept and reduced groups and the launch picks
- * rows, columns or the generic walk (reduce.cu). */
+ * rows, columns or the generic walk (reduce.cu). An empty input into a non-empty output is a fill
+ * with the reduction's identity. Max and Min also take bool. */
 #include "cuda_internal.h"
+
+/* The bit pattern an empty reduction yields, as the CPU backend defines it (ONNX 18): Sum 0, Mean
+ * NaN (integers 0), Max the lowest value of the type (-inf), Min the highest (+inf). */
+static int kn_reduce_identity(int op, kiln_dtype t, uint64_t *bits) {
+    uint64_t lowest, highest, nan = 0;
+    switch (t) {
+    case KILN_F32: lowest = 0xFF800000u; highest = 0x7F800000u; nan = 0x7FC00000u; break;
+    case KILN_F16: lowest = 0xFC00u; highest = 0x7C00u; nan = 0x7E00u; break;
+    case KILN_BF16: lowest = 0xFF80u; highest = 0x7F80u; nan = 0x7FC0u; break;
+    case KILN_F64: lowest = 0xFFF0000000000000ull; highest = 0x7FF0000000000000ull; nan = 0x7FF8000000000000ull; break;
+    case KILN_I64: lowest = 0x8000000000000000ull; highest = 0x7FFFFFFFFFFFFFFFull; break;
+    case KILN_I32: lowest = 0x80000000u; highest = 0x7FFFFFFFu; break;
+    case KILN_I8: lowest = 0x80u; highest = 0x7Fu; break;
+    case KILN_U8: lowest = 0; highest = 0xFFu; break;
+    case KILN_BOOL: lowest = 0; highest = 1; break;
+    default: return 0;
+    }
+    *bits = op == KNC_RED_MAX ? lowest : op == KNC_RED_MIN ? highest : op == KNC_RED_MEAN ? nan : 0;
+    return 1;
+}
 
 static kiln_status kn_cuda_reduce_run(const kn_kernel_args *a) {
     const kn_node *n = a->node;
@@ -50,8 +71,15 @@ static kiln_status kn_cuda_reduce_run(const kn_kernel_args *a) {
            : n->op == KN_OP_ReduceMax ? KNC_RED_MAX : KNC_RED_MIN;
     knc_reduce p = {.op = op, .dtype = x->dtype, .in = x->data, .out = y->data};
     if (kn_tensor_numel(x) == 0) {
+        /* an empty reduced extent: every output is the reduction's identity (a fill kernel, so the
+         * step stays capturable) */
         if (kn_tensor_numel(y) == 0) return KILN_OK;
-        return kn_node_error(n, KILN_ERR_UNSUPPORTED, "reducing an empty tensor into a non-empty one is not supported on CUDA");
+        uint64_t bits;
+        if (!kn_reduce_identity(op, y->dtype, &bits))
+            return kn_node_error(n, KILN_ERR_DTYPE, "an empty reduction into %s is not supported on CUDA",
+                                 kiln_dtype_name(y->dtype));
+        KN_CU(knc_fill(y->data, (int)kiln_dtype_size(y->dtype), bits, kn_tensor_numel(y), kn_cuda_stream(a)));
+        return KILN_OK;
     }
     if (n_red_groups == 0) return kn_cuda_copy_tensor(a, y->data, x->data, kn_tensor_bytes(y));
     if (gm[ng - 1] && (ng == 1 || (ng == 2 && !gm[0]))) {
@@ -86,10 +114,12 @@ static kiln_status kn_cuda_reduce_run(const kn_kernel_args *a) {
     return KILN_OK;
 }
 
+/* The op's types: numbers, and bool for Max and Min (0/1 in uint8: max is any, min is all). */
 static int kn_sup_reduce(const kn_graph *g, const kn_node *n) {
     kiln_dtype t = kn_cuda_in_dtype(g, n, 0);
     if (n->op == KN_OP_ReduceMean) return kn_cuda_is_fp_or_f64(t);
-    return t != KILN_DTYPE_INVALID && t != KILN_BOOL;
+    if (t == KILN_BOOL) return n->op == KN_OP_ReduceMax || n->op == KN_OP_ReduceMin;
+    return t != KILN_DTYPE_INVALID;
 }
 
 void kn_cuda_register_reduce(kn_cuda_op *t) {

@@ -1,5 +1,6 @@
 // The elementwise kernel: every unary, binary, variadic, comparison and logic op, Where and the
-// conv/gemm epilogue, with numpy broadcasting through per-input strides; and Cast.
+// conv/gemm epilogue, with numpy broadcasting through per-input strides; Pow with mixed or
+// integer types (its own kernel); and Cast.
 #include "knc_common.cuh"
 
 #include <math.h>
@@ -250,6 +251,98 @@ template <typename T, typename TO> static cudaError_t ew_go(const knc_ew &p, cud
     return cudaGetLastError();
 }
 
+// ---- Pow with mixed or integer types (the CPU backend's kn_binary_f / kn_ipow semantics) ----
+
+// Element i of any numeric type as double / as int64 (bool as 0/1).
+__device__ __forceinline__ double ld_any_f64(const void *p, kiln_dtype t, int64_t i) {
+    switch (t) {
+    case KILN_F32: return ((const float *)p)[i];
+    case KILN_F16: return __half2float(((const __half *)p)[i]);
+    case KILN_BF16: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    case KILN_F64: return ((const double *)p)[i];
+    case KILN_I64: return (double)((const int64_t *)p)[i];
+    case KILN_I32: return ((const int32_t *)p)[i];
+    case KILN_I8: return ((const int8_t *)p)[i];
+    case KILN_U8: return ((const uint8_t *)p)[i];
+    case KILN_BOOL: return ((const uint8_t *)p)[i] != 0;
+    default: return 0;
+    }
+}
+__device__ __forceinline__ int64_t ld_any_i64(const void *p, kiln_dtype t, int64_t i) {
+    switch (t) {
+    case KILN_I64: return ((const int64_t *)p)[i];
+    case KILN_I32: return ((const int32_t *)p)[i];
+    case KILN_I8: return ((const int8_t *)p)[i];
+    case KILN_U8: return ((const uint8_t *)p)[i];
+    case KILN_BOOL: return ((const uint8_t *)p)[i] != 0;
+    default: return 0; // float exponents take the double path
+    }
+}
+
+// a^b by squaring in wrapping 64-bit arithmetic; b < 0 gives 1/a^-b truncated (0 unless |a| = 1).
+__device__ __forceinline__ int64_t ipow_wrap(int64_t a, int64_t b) {
+    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+    uint64_t r = 1, x = (uint64_t)a;
+    for (; b; b >>= 1, x *= x)
+        if (b & 1) r *= x;
+    return (int64_t)r;
+}
+
+// Stores a double into the base's type: floats round (f16/bf16 through f32, as the CPU does);
+// integers truncate toward zero, saturate and take NaN to 0 (kn_store_f64).
+template <typename T> __device__ __forceinline__ void pow_store(void *out, int64_t i, double v) {
+    if constexpr (std::is_same<T, int64_t>::value) {
+        ((int64_t *)out)[i] = v != v ? 0 : v >= 9.2233720368547758e18 ? INT64_MAX
+                            : v <= -9.2233720368547758e18 ? INT64_MIN : (int64_t)v;
+    } else if constexpr (std::is_same<T, int32_t>::value) {
+        ((int32_t *)out)[i] = v != v ? 0 : v >= 2147483647.0 ? INT32_MAX : v <= -2147483648.0 ? INT32_MIN : (int32_t)v;
+    } else if constexpr (std::is_same<T, double>::value) {
+        ((double *)out)[i] = v;
+    } else {
+        ((T *)out)[i] = from_acc<T, float>((float)v);
+    }
+}
+
+// y = in[0] ^ in[1] with in[0] of type T (the output's) and in[1] of p.dtype1.
+template <typename T, bool SIMPLE> __global__ void __launch_bounds__(256) pow_kernel(const knc_ew p) {
+    const bool int_exp = !(p.dtype1 == KILN_F32 || p.dtype1 == KILN_F16 || p.dtype1 == KILN_BF16 || p.dtype1 == KILN_F64);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t o0, o1;
+        if (SIMPLE) {
+            o0 = p.strides[0][0] ? i : 0;
+            o1 = p.strides[1][0] ? i : 0;
+        } else {
+            o0 = o1 = 0;
+            int64_t rem = i;
+            for (int d = p.rank - 1; d >= 0; d--) {
+                int64_t idx = rem % p.dims[d];
+                rem /= p.dims[d];
+                o0 += idx * p.strides[0][d];
+                o1 += idx * p.strides[1][d];
+            }
+        }
+        const T a = ((const T *)p.in[0])[o0];
+        if constexpr (std::is_integral<T>::value) {
+            if (int_exp) {
+                int64_t r = ipow_wrap((int64_t)a, ld_any_i64(p.in[1], p.dtype1, o1));
+                ((T *)p.out)[i] = (T)(typename std::make_unsigned<T>::type)(uint64_t)r; // wraps, as kn_sti
+                continue;
+            }
+        }
+        double x;
+        if constexpr (std::is_integral<T>::value || std::is_same<T, double>::value) x = (double)a;
+        else x = (double)to_acc<float, T>(a);
+        pow_store<T>(p.out, i, pow(x, ld_any_f64(p.in[1], p.dtype1, o1)));
+    }
+}
+
+template <typename T> static cudaError_t pow_go(const knc_ew &p, cudaStream_t s) {
+    unsigned g = grid_for(p.n, 256);
+    if (p.rank <= 1) pow_kernel<T, true><<<g, 256, 0, s>>>(p);
+    else pow_kernel<T, false><<<g, 256, 0, s>>>(p);
+    return cudaGetLastError();
+}
+
 template <typename Ti, typename To>
 __global__ void __launch_bounds__(256) cast_kernel(const Ti *in, To *out, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
@@ -272,8 +365,23 @@ __global__ void __launch_bounds__(256) cast_kernel(const Ti *in, To *out, int64_
 
 using namespace knc;
 
+static bool ew_is_fp(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16 || t == KILN_F64; }
+
 extern "C" cudaError_t knc_ew_launch(const knc_ew *p, cudaStream_t s) {
     if (p->n <= 0) return cudaSuccess;
+    if (p->op == KNC_POW && p->dtype1 != KILN_DTYPE_INVALID && (p->dtype1 != p->dtype || !ew_is_fp(p->dtype))) {
+        if (p->n_in != 2 || p->out_dtype != p->dtype || p->dtype1 == KILN_BOOL || p->dtype1 >= KILN_DTYPE_COUNT)
+            return cudaErrorInvalidValue;
+        switch (p->dtype) {
+        case KILN_F32: return pow_go<float>(*p, s);
+        case KILN_F16: return pow_go<__half>(*p, s);
+        case KILN_BF16: return pow_go<__nv_bfloat16>(*p, s);
+        case KILN_F64: return pow_go<double>(*p, s);
+        case KILN_I64: return pow_go<int64_t>(*p, s);
+        case KILN_I32: return pow_go<int32_t>(*p, s);
+        default: return cudaErrorInvalidValue;
+        }
+    }
     const bool to_bool = p->out_dtype == KILN_BOOL && p->dtype != KILN_BOOL;
     if (to_bool) {
         KNC_DISPATCH_ALL(p->dtype, return (ew_go<T, uint8_t>(*p, s)));

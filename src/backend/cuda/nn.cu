@@ -1,12 +1,21 @@
 // Neural-network kernels: max/average pooling (1-3 spatial dims), softmax and log-softmax, row
 // normalization (layer and instance norm) and inference batch norm. All accumulate in float
-// (double for f64).
+// (double for f64); MaxPool also takes int8 and uint8, compared in int64.
 #include "knc_common.cuh"
 
 #include <math.h>
 
 namespace knc {
 
+// What a max window that sees only padding yields: -inf for floats, the type's lowest value for
+// the integer types MaxPool takes (as the CPU backend's kn_pool_lowest).
+template <typename T> __device__ __forceinline__ acc_t<T> pool_lowest() {
+    if constexpr (std::is_same<T, int8_t>::value) return (acc_t<T>)-128;
+    else if constexpr (std::is_same<T, uint8_t>::value) return (acc_t<T>)0;
+    else return (acc_t<T>)-INFINITY;
+}
+
+// MaxPool over float, int8 and uint8 (integers compare in int64); AveragePool over floats only.
 template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const knc_pool p, int64_t n) {
     using C = acc_t<T>;
     const int64_t osz0 = p.out_sp[0], osz1 = p.out_sp[1], osz2 = p.out_sp[2];
@@ -40,7 +49,13 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const k
                     int64_t off = (a * p.in_sp[1] + b) * p.in_sp[2] + c;
                     C v = ld<T>(base, off * cs);
                     if (p.is_max) {
-                        if (best_idx < 0 || v > best || v != v) { best = v; best_idx = off; }
+                        // the first NaN wins and stays (its index too), as on the CPU
+                        bool nan = false;
+                        if constexpr (std::is_floating_point<C>::value) nan = v != v && best == best;
+                        if (best_idx < 0 || v > best || nan) {
+                            best = v;
+                            best_idx = p.col_major ? (c * p.in_sp[1] + b) * p.in_sp[0] + a : off;
+                        }
                     } else {
                         acc += v;
                         count++;
@@ -49,7 +64,7 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const k
             }
         }
         if (p.is_max) {
-            st<T>(p.out, i, best_idx < 0 ? (C)-INFINITY : best);
+            st<T>(p.out, i, best_idx < 0 ? pool_lowest<T>() : best);
             if (p.indices) p.indices[i] = best_idx < 0 ? 0 : nc * p.in_sp[0] * p.in_sp[1] * p.in_sp[2] + best_idx;
         } else {
             int64_t div = count;
@@ -156,8 +171,15 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
     int64_t n = p->nc * p->out_sp[0] * p->out_sp[1] * p->out_sp[2];
     if (n <= 0) return cudaSuccess;
     if (p->nhwc && (p->indices || p->c <= 0 || p->nc % p->c)) return cudaErrorInvalidValue;
+    if (!p->is_max && (p->indices || p->col_major)) return cudaErrorInvalidValue;
     unsigned g = grid_for(n, 256);
-    KNC_DISPATCH_FLOAT(p->dtype, pool_kernel<T><<<g, 256, 0, s>>>(*p, n));
+    if (p->is_max && p->dtype == KILN_I8) {
+        pool_kernel<int8_t><<<g, 256, 0, s>>>(*p, n);
+    } else if (p->is_max && p->dtype == KILN_U8) {
+        pool_kernel<uint8_t><<<g, 256, 0, s>>>(*p, n);
+    } else {
+        KNC_DISPATCH_FLOAT(p->dtype, pool_kernel<T><<<g, 256, 0, s>>>(*p, n));
+    }
     return cudaGetLastError();
 }
 
