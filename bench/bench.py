@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """kiln against PyTorch on one GPU, in one run.
 
-Exports torchvision resnet18, resnet50, mobilenet_v2, efficientnet_b0 and a transformer encoder
-(seeded random weights, dynamic batch) to ONNX, then for each (model, precision, batch) row
-measures, on the same card and in the same run:
+Exports torchvision resnet18, resnet50, mobilenet_v2, efficientnet_b0, a transformer encoder
+(seeded random weights, dynamic batch) and the seed's graph-break model (seed_graph_break:
+relu((x + 2) * 0.5), whose Mul kiln is told to run as a fallback op, as the seed's
+torch_executed_ops does, so kiln runs engine block | fallback op | engine block) to ONNX, then for
+each (model, precision, batch) row measures, on the same card and in the same run:
   PyTorch eager, eager + torch.cuda.CUDAGraph, torch.compile(mode="reduce-overhead") (selected
-  rows: it compiles for minutes), and kiln with CUDA graphs off and on (`kiln bench`, the C tool,
-  so no Python overhead is counted for kiln).
+  rows: it compiles for minutes), and kiln with CUDA graphs off, per engine block and for the
+  whole module (`kiln bench`, the C tool, so no Python overhead is counted for kiln).
 Timing: CUDA events, median of many runs after warm-up; fp16 peers use channels_last and
 cudnn.benchmark, as in PEERS.md. Writes bench/RESULTS.md (and a JSON of every number).
 
 usage: python3 bench/bench.py --kiln build-gpu/kiln [--quick|--full] [--models a,b] [--out bench/RESULTS.md]
+       python3 bench/bench.py --dry-run [--models a,b] --out /tmp/r.md   (no GPU: export, print the
+       kiln commands, write the table and JSON with empty cells)
 """
 import argparse
 import datetime
+import inspect
+import re
 import json
 import os
 import platform
@@ -42,6 +48,7 @@ FULL_MATRIX = [
     ("efficientnet_b0", "fp32", [1, 16], []),
     ("transformer", "fp16", [1, 16, 64], []),
     ("transformer", "fp32", [1, 16, 64], []),
+    ("seed_graph_break", "fp32", [1, 8], []),
 ]
 # The matrix bench/RESULTS.md is made from: every target row of issue 10 and a row or two of each
 # model, sized for a short device lease (run it in parts with --models when a call is limited).
@@ -55,14 +62,23 @@ STANDARD_MATRIX = [
     ("efficientnet_b0", "fp16", [1], []),
     ("transformer", "fp16", [1, 16], []),
     ("transformer", "fp32", [1], []),
+    ("seed_graph_break", "fp32", [1], []),
 ]
 QUICK_MATRIX = [
-    ("resnet18", "fp16", [1, 16, 256], [1]),
+    ("resnet18", "fp16", [1, 8, 16, 256], [1]),
     ("resnet18", "fp32", [1, 16], []),
     ("resnet18", "tf32", [1, 16], []),
     ("resnet50", "fp16", [1, 256], []),
     ("mobilenet_v2", "fp16", [1], []),
+    ("seed_graph_break", "fp32", [1], []),
 ]
+
+# kiln build options per model beyond the precision (the graph break of the seed: Mul is forced
+# out of the engine blocks, named as the seed's torch_executed_ops names it; min block size 1 so
+# Add and Relu each stay an engine block of one op).
+KILN_ARGS = {
+    "seed_graph_break": ["--fallback-ops", "torch.ops.aten.mul.Tensor", "--min-block-size", "1"],
+}
 
 
 class Encoder(torch.nn.Module):
@@ -77,19 +93,29 @@ class Encoder(torch.nn.Module):
         return self.enc(x)
 
 
+class SampleModel(torch.nn.Module):
+    """The seed's graph-break model (examples/torch_export_cudagraphs.py), on [batch, 3, 224, 224]."""
+
+    def forward(self, x):
+        return torch.relu((x + 2) * 0.5)
+
+
 def make_model(name):
     torch.manual_seed(0)
     if name == "transformer":
         return Encoder().eval(), (128, 256)
+    if name == "seed_graph_break":
+        return SampleModel().eval(), (3, 224, 224)
     ctor = getattr(torchvision.models, name)
     return ctor(weights=None).eval(), (3, 224, 224)
 
 
 def export(name, model, item_shape, path):
     x = torch.randn(2, *item_shape)
+    # the TorchScript exporter; torch before 2.5 has no `dynamo` argument (and no other exporter)
+    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17,
-                      dynamo=False)
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, **extra)
 
 
 def set_precision_flags(prec):
@@ -154,12 +180,17 @@ def peers(model, item_shape, prec, batch, with_compile):
     return out
 
 
-def kiln_bench(kiln, onnx_path, prec, batch, item_shape, cache, duration):
+def kiln_cmd(kiln, name, onnx_path, prec, batch, item_shape, cache, duration, js, device="cuda"):
     shape = "x".join(str(d) for d in (batch, *item_shape))
+    return [kiln, "bench", onnx_path, "--shapes", f"x:{shape}", f"--{prec}", "--device", device,
+            "--cudagraphs", "all", "--duration-s", str(duration), "--timing-cache", cache, "--json", js,
+            *KILN_ARGS.get(name, [])]
+
+
+def kiln_bench(kiln, name, onnx_path, prec, batch, item_shape, cache, duration, device="cuda"):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         js = f.name
-    cmd = [kiln, "bench", onnx_path, "--shapes", f"x:{shape}", f"--{prec}", "--device", "cuda",
-           "--cudagraphs", "all", "--duration-s", str(duration), "--timing-cache", cache, "--json", js]
+    cmd = kiln_cmd(kiln, name, onnx_path, prec, batch, item_shape, cache, duration, js, device)
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - t0
@@ -169,12 +200,20 @@ def kiln_bench(kiln, onnx_path, prec, batch, item_shape, cache, duration):
         data = json.load(f)
     os.unlink(js)
     res = {"cmd": " ".join(cmd), "wall_s": wall}
+    # "device cuda, 3 segments (2 engine blocks); ..." on the first lines of the report
+    m = re.search(r"(\d+) segments? \((\d+) engine blocks?\)", p.stdout)
+    if m:
+        res["segments"], res["engine_blocks"] = int(m.group(1)), int(m.group(2))
     for r in data.get("runs", []):
         res[r["cudagraphs"]] = r["latency_ms"]["median"]
+        res.setdefault("captures", {})[r["cudagraphs"]] = r.get("counters", {}).get("captures")
     return res
 
 
 def versions():
+    if not torch.cuda.is_available():  # --dry-run, or kiln on the CPU
+        return {"card": "no GPU", "sms": 0, "torch": torch.__version__, "cuda": torch.version.cuda,
+                "cudnn": None, "python": platform.python_version(), "driver": "?"}
     props = torch.cuda.get_device_properties(0)
     v = {
         "card": props.name,
@@ -207,30 +246,42 @@ def write_results(path, rows, ver, cmdline):
         "Latency in ms per batch, median of many runs (CUDA events for PyTorch, `kiln bench` for kiln:",
         "session run + synchronize, inputs in a runtime slot). Random weights (seed 0), random inputs.",
         "`ratio` = kiln with graphs / best peer (below 1: kiln is faster).",
+        "A model cell with `N seg / M blk` ran in kiln as N segments of which M engine blocks (the",
+        "others fallback ops between them): seed_graph_break is the seed's relu((x + 2) * 0.5) with Mul",
+        "forced out (`--fallback-ops torch.ops.aten.mul.Tensor --min-block-size 1`), so `kiln block`",
+        "replays two graphs around an eager fallback op and `kiln whole` one graph over all three.",
+        "That model is three elementwise kernels (tens of us): its row measures launch and graph",
+        "overheads, and kiln's host-clock run + synchronize carries a few us that CUDA events around a",
+        "peer's launches do not, so its ratio says more about overhead than about kernels.",
         "",
         "| model | prec | batch | eager | eager + CUDA graph | torch.compile r-o | kiln off | kiln block | kiln whole | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         p, k = r["peers"], r["kiln"]
-        best_peer = min(v for key, v in p.items() if isinstance(v, float))
+        peer_ms = [v for v in p.values() if isinstance(v, float)]
+        best_peer = min(peer_ms) if peer_ms else None
         kg = min([k[m] for m in ("block", "whole") if isinstance(k.get(m), float)] or [float("nan")])
         ratio = kg / best_peer if best_peer else float("nan")
         if "error" in k:
             kcells = f"error: {k['error'][:120]} | | "
         else:
             kcells = f"{fmt(k.get('off'))} | {fmt(k.get('block'))} | {fmt(k.get('whole'))}"
-        rcell = "–" if ratio != ratio else f"{ratio:.2f}"  # NaN when kiln did not run
-        lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(p.get('eager'))} | "
+        rcell = "–" if ratio != ratio else f"{ratio:.2f}"  # NaN when kiln or the peers did not run
+        model = r["model"]
+        if r["model"] in KILN_ARGS and "segments" in k:
+            model += f" ({k['segments']} seg / {k['engine_blocks']} blk)"
+        lines.append(f"| {model} | {r['prec']} | {r['batch']} | {fmt(p.get('eager'))} | "
                      f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {rcell} |")
     lines.append("")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kiln", required=True, help="path of the kiln tool built with CUDA")
+    ap.add_argument("--kiln", help="path of the kiln tool built with CUDA")
     ap.add_argument("--quick", action="store_true", help="a smaller matrix for a short device lease")
     ap.add_argument("--full", action="store_true", help="every model at batch 1, 8, 16, 64, 256 in each precision")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
@@ -239,10 +290,21 @@ def main():
     ap.add_argument("--precisions", default="", help="comma list to restrict the matrix (fp16,fp32,tf32)")
     ap.add_argument("--compile-rows", type=int, default=-1,
                     help="measure torch.compile on at most this many rows (it compiles for about a minute each)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="no GPU needed: export the models, print the kiln commands, write the table and "
+                         "JSON with empty cells (checks the script, not the numbers)")
+    ap.add_argument("--kiln-device", default="cuda",
+                    help="where kiln runs (cpu: to check the script on a machine without a GPU; the "
+                         "PyTorch peers are skipped when torch sees no GPU)")
     args = ap.parse_args()
+    if not args.dry_run and not args.kiln:
+        ap.error("--kiln is required (unless --dry-run)")
     matrix = QUICK_MATRIX if args.quick else FULL_MATRIX if args.full else STANDARD_MATRIX
     if args.models:
         keep = set(args.models.split(","))
+        known = {m[0] for m in FULL_MATRIX + STANDARD_MATRIX + QUICK_MATRIX}
+        if keep - known:
+            ap.error(f"unknown model(s) {', '.join(sorted(keep - known))}; known: {', '.join(sorted(known))}")
         matrix = [m for m in matrix if m[0] in keep]
     if args.precisions:
         keep = set(args.precisions.split(","))
@@ -263,10 +325,19 @@ def main():
         set_precision_flags(prec)
         for b in batches:
             with_compile = b in compile_batches and compile_left > 0
+            if args.dry_run:
+                cmd = kiln_cmd(args.kiln or "kiln", name, exported[name], prec, b, item_shape, cache,
+                               args.duration, os.path.join(work, "run.json"), args.kiln_device)
+                row = {"model": name, "prec": prec, "batch": b, "peers": {}, "kiln": {"cmd": " ".join(cmd)},
+                       "dry_run": True}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                continue
             compile_left -= with_compile
-            p = peers(model, item_shape, prec, b, with_compile)
+            p = peers(model, item_shape, prec, b, with_compile) if torch.cuda.is_available() else {}
             model = model.float().to("cpu")
-            k = kiln_bench(args.kiln, exported[name], prec, b, item_shape, cache, args.duration)
+            k = kiln_bench(args.kiln, name, exported[name], prec, b, item_shape, cache, args.duration,
+                           args.kiln_device)
             row = {"model": name, "prec": prec, "batch": b, "peers": p, "kiln": k}
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -38,6 +38,7 @@ static const struct {
     {"Clip", "min:f max:f"},
     {"HardSigmoid", "alpha:f beta:f"},
     {"Gelu", "approximate:s"},
+    {"Mod", "fmod:i"},
     {"Softmax", "axis:i"},
     {"LogSoftmax", "axis:i"},
     {"MaxPool", "auto_pad:s ceil_mode:i dilations:I kernel_shape:I pads:I storage_order:i strides:I"},

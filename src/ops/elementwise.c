@@ -78,6 +78,18 @@ static kiln_status kn_infer_binary(kn_infer_ctx *c) {
     return kn_broadcast_dims(c->node, a->rank, a->dims, b->rank, b->dims, &c->out[0].rank, c->out[0].dims);
 }
 
+/* Mod: a binary op whose attribute fmod picks the remainder's sign. fmod = 0 (integer mod, the
+ * sign of the divisor, like Python's %) is defined for integers only, as ONNX says. */
+static kiln_status kn_infer_mod(kn_infer_ctx *c) {
+    KN_TRY(kn_infer_binary(c));
+    if (kn_attr_i(c->node, "fmod", 0) == 0 && kn_dtype_is_float(c->in[0].dtype))
+        return kn_node_error(c->node, KILN_ERR_INVALID_ARGUMENT,
+                             "input 0 '%s' is %s, but fmod = 0 (integer mod) needs integer inputs; "
+                             "set fmod = 1 for floating-point types",
+                             kn_in_name(c, 0), kiln_dtype_name(c->in[0].dtype));
+    return KILN_OK;
+}
+
 /* Min, Max, Sum, Mean: one or more inputs of one type, broadcast together. */
 static kiln_status kn_infer_variadic(kn_infer_ctx *c) {
     KN_TRY(kn_expect_types(c, 0, kn_ew_types[c->node->op]));
@@ -221,6 +233,13 @@ static kiln_status kn_check_gelu(const kn_graph *g, const kn_node *n) {
     return KILN_OK;
 }
 
+static kiln_status kn_check_mod(const kn_graph *g, const kn_node *n) {
+    const kn_attr *a = kn_node_attr(n, "fmod");
+    if (a && (a->type != KILN_ATTR_INT || (a->i != 0 && a->i != 1)))
+        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'fmod' must be the int 0 or 1");
+    return KILN_OK;
+}
+
 /* Float attributes (alpha, beta, gamma, min, max) must be numbers when present. */
 static kiln_status kn_check_float_attrs(const kn_graph *g, const kn_node *n) {
     static const char *const names[] = {"alpha", "beta", "gamma", "min", "max"};
@@ -276,6 +295,7 @@ static const kn_ew_row kn_ew_rows[] = {
     KN_BINARY(Mul, KN_PEH, KN_TNUM),
     KN_BINARY(Div, KN_PEH, KN_TNUM),
     KN_BINARY(Pow, KN_PE, KN_TF | KN_T(KILN_I32) | KN_T(KILN_I64)),
+    {KN_OP_Mod, 2, 2, 1, 1, KN_PEH, KN_TNUM, kn_check_mod, kn_infer_mod},
     KN_BINARY(Equal, KN_PEH, KN_TALL),
     KN_BINARY(Less, KN_PEH, KN_TNUM),
     KN_BINARY(Greater, KN_PEH, KN_TNUM),

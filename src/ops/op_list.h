@@ -11,7 +11,8 @@
     X(Sum) X(Mean) X(Equal) X(Less) X(Greater) X(Not) X(And) X(Where) X(Gemm) X(MatMul)           \
     X(Flatten) X(Reshape) X(Transpose) X(Concat) X(Split) X(Slice) X(Squeeze) X(Unsqueeze)        \
     X(Gather) X(Expand) X(Tile) X(Pad) X(Resize) X(Shape) X(Constant) X(ConstantOfShape)          \
-    X(Range) X(Identity) X(Dropout) X(Cast) X(ReduceMean) X(ReduceSum) X(ReduceMax) X(ReduceMin)
+    X(Range) X(Identity) X(Dropout) X(Cast) X(ReduceMean) X(ReduceSum) X(ReduceMax) X(ReduceMin)  \
+    X(Mod)
 
 typedef enum kn_op {
     KN_OP_INVALID = 0,

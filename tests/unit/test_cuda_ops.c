@@ -236,6 +236,24 @@ static void binary(const char *op, kiln_dtype dt, float lo, float hi, float lo2,
     tc_finish(&t, label, KILN_PRECISION_FP32, is_float(dt) && dt != KILN_F32 ? LOW : F32);
 }
 
+/* Mod with its fmod attribute; integer divisors include 0 (both sides give 0) and -1. `same`:
+ * equal shapes of 1122 elements (the vectorized path and its tail), else broadcasting. */
+static void mod_case(kiln_dtype dt, int fmod_c, int same, float lo, float hi, float lo2, float hi2) {
+    tc t;
+    tc_begin(&t);
+    if (same) {
+        tc_input(&t, "a", dt, 3, D(2, 33, 17), lo, hi);
+        tc_input(&t, "b", dt, 3, D(2, 33, 17), lo2, hi2);
+    } else {
+        tc_input(&t, "a", dt, 4, D(2, 3, 4, 5), lo, hi);
+        tc_input(&t, "b", dt, 3, D(3, 1, 5), lo2, hi2);
+    }
+    tc_node(&t, "Mod", 2, S("a", "b"), 1, S("y"), 1, A(kiln_attr_int("fmod", fmod_c)));
+    char label[64];
+    snprintf(label, sizeof label, "Mod fmod=%d %s %s", fmod_c, kiln_dtype_name(dt), same ? "same shape" : "bcast");
+    tc_finish(&t, label, KILN_PRECISION_FP32, F32); /* fmod is exact: both sides agree bit for bit */
+}
+
 /* Pow with the base and exponent of different types (or both integers): the output has the base's. */
 static void pow_mixed(kiln_dtype bt, float lo, float hi, kiln_dtype et, float lo2, float hi2) {
     tc t;
@@ -321,6 +339,15 @@ static void elementwise_cases(void) {
     pow_mixed(KILN_I64, -6, 7, KILN_I64, -2, 6);      /* power by squaring; negative exponents */
     pow_mixed(KILN_I32, -4, 5, KILN_I8, 0, 8);
     pow_mixed(KILN_F64, -2, 2, KILN_U8, 0, 6);
+    mod_case(KILN_F32, 1, 0, -10, 10, -3, 3);
+    mod_case(KILN_F32, 1, 1, -10, 10, -3, 3);
+    mod_case(KILN_F16, 1, 1, -10, 10, -3, 3);
+    mod_case(KILN_F64, 1, 0, -10, 10, -3, 3);
+    mod_case(KILN_I64, 0, 0, -100, 100, -7, 7);
+    mod_case(KILN_I64, 1, 1, -100, 100, -7, 7);
+    mod_case(KILN_I32, 0, 1, -100, 100, -7, 7);
+    mod_case(KILN_I8, 0, 0, -120, 120, -7, 7);
+    mod_case(KILN_U8, 0, 0, 0, 250, 0, 9);
     binary("Equal", KILN_I64, 0, 3, 0, 3);
     binary("Less", KILN_F32, -1, 1, -1, 1);
     binary("Greater", KILN_F32, -1, 1, -1, 1);

@@ -534,6 +534,145 @@ static void test_fused_act(void) {
     kt_free(&in[0]); kt_free(&in[1]); kt_free(&y);
 }
 
+/* ---- Mod ---------------------------------------------------------------------------------------- */
+
+/* The reference: remainders from the quotient's truncation (fmod = 1) or floor (fmod = 0) in
+ * float64, nudged back into the remainder's range when the division rounded across an integer;
+ * integer x mod 0 is 0 (kiln's choice). */
+static double kt_mod_ref(int fmod_c, int integer, double a, double b) {
+    if (integer && b == 0) return 0;
+    double q = a / b, r = a - b * (fmod_c ? trunc(q) : floor(q));
+    double sign = fmod_c ? a : b; /* a nonzero result takes this operand's sign */
+    if (r != 0 && (r < 0) != (sign < 0)) r += (r < 0) == (b < 0) ? -b : b;
+    if (fabs(r) >= fabs(b) && b != 0) r -= (r < 0) == (b < 0) ? b : -b;
+    return r;
+}
+
+static void test_mod(void) {
+    static const kiln_dtype dts[] = {KILN_F32, KILN_F16, KILN_BF16, KILN_F64, KILN_I64, KILN_I32, KILN_I8, KILN_U8};
+    for (int fm = 0; fm <= 1; fm++)
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+            for (size_t s = 0; s < sizeof kt_bshapes / sizeof kt_bshapes[0]; s++) {
+                kiln_dtype dt = dts[d];
+                int integer = kn_dtype_is_int(dt);
+                if (!integer && fm == 0) continue; /* refused: see test_mod_edges */
+                double lo = integer ? (dt == KILN_U8 ? 0 : -100) : -30, hi = integer ? 100 : 30;
+                kt_t in[2] = {kt_rnd(dt, kt_bshapes[s].ra, kt_bshapes[s].a, lo, hi),
+                              kt_rnd(dt, kt_bshapes[s].rb, kt_bshapes[s].b, integer ? lo / 5 : -7, integer ? hi / 5 : 7)};
+                for (int64_t i = 0; i < kt_n(&in[1]); i++) {
+                    if (!integer && fabs(in[1].v[i]) < 0.25) in[1].v[i] = kt_round(dt, in[1].v[i] < 0 ? -1.375 : 0.625);
+                    if (integer && i % 7 == 3) in[1].v[i] = 0; /* x mod 0 = 0 */
+                }
+                kt_t y = {0};
+                char what[96];
+                snprintf(what, sizeof what, "Mod fmod=%d %s shapes #%zu", fm, kiln_dtype_name(dt), s);
+                kiln_attr at = kiln_attr_int("fmod", fm);
+                KT_OK(kt_run("Mod", "mod", 2, in, 1, &at, 1, &y));
+                int64_t dims[KILN_MAX_RANK];
+                int r = kt_bshape(2, in, dims);
+                if (y.v) {
+                    kt_expect_shape(what, &y, dt, r, dims);
+                    int64_t n = kn_numel(r, dims);
+                    double *ref = malloc((size_t)(n + 1) * sizeof(double));
+                    for (int64_t i = 0; i < n; i++)
+                        ref[i] = kt_round(dt, kt_mod_ref(fm, integer, kt_at(&in[0], r, dims, i), kt_at(&in[1], r, dims, i)));
+                    kt_expect(what, &y, ref, n);
+                    free(ref);
+                }
+                kt_free(&in[0]); kt_free(&in[1]); kt_free(&y);
+            }
+}
+
+/* Mixed signs (ONNX's example), zero and -1 divisors at the ends of the integer range, float
+ * specials, and the refusals. */
+static void test_mod_edges(void) {
+    static const double x[6] = {-4, 7, 5, 4, -7, 8}, yv[6] = {2, -3, 8, -2, 3, 5};
+    static const double want[2][6] = {{0, -2, 5, 0, 2, 3}, {-0.0, 1, 5, 0, -1, 3}};
+    static const kiln_dtype dts[] = {KILN_I64, KILN_I32, KILN_I8};
+    kt_t y = {0};
+    for (int fm = 0; fm <= 1; fm++)
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++) {
+            kt_t in[2] = {kt_make(dts[d], 1, KT_D(6)), kt_make(dts[d], 1, KT_D(6))};
+            memcpy(in[0].v, x, sizeof x); memcpy(in[1].v, yv, sizeof yv);
+            kiln_attr at = kiln_attr_int("fmod", fm);
+            KT_OK(kt_run("Mod", "mixed", 2, in, 1, &at, 1, &y));
+            char what[64];
+            snprintf(what, sizeof what, "Mod mixed signs fmod=%d %s", fm, kiln_dtype_name(dts[d]));
+            if (y.v) kt_expect(what, &y, want[fm], 6);
+            kt_free(&y); kt_free(&in[0]); kt_free(&in[1]);
+        }
+    /* f32 fmod = 1: the dividend's sign, NaN for a zero divisor or an infinite dividend */
+    kt_t f[2] = {kt_make(KILN_F32, 1, KT_D(6)), kt_make(KILN_F32, 1, KT_D(6))};
+    double fa[6] = {-4.5, 7.25, -0.0, 5, INFINITY, 3}, fb[6] = {2, -3, 2, 0, 2, INFINITY};
+    memcpy(f[0].v, fa, sizeof fa); memcpy(f[1].v, fb, sizeof fb);
+    kiln_attr one = kiln_attr_int("fmod", 1), zero = kiln_attr_int("fmod", 0), two = kiln_attr_int("fmod", 2);
+    KT_OK(kt_run("Mod", "fmod_f32", 2, f, 1, &one, 1, &y));
+    double fw[6] = {-0.5, 1.25, -0.0, NAN, NAN, 3};
+    if (y.v) {
+        kt_expect("Mod f32 fmod=1 specials", &y, fw, 6);
+        KT_CHECK(signbit(y.v[2]), "fmod(-0, 2) is -0");
+    }
+    kt_free(&y);
+    /* the ends of the integer ranges through the CPU kernel directly (exact in i64) */
+    kn_tensor ti[2] = {{0}}, to = {0};
+    int64_t a0[4] = {INT64_MIN, INT64_MIN, INT64_MAX, INT64_MIN}, b0[4] = {-1, 0, INT64_MIN, 3}, r0[4] = {9, 9, 9, 9};
+    ti[0] = (kn_tensor){.data = a0, .host = a0, .dtype = KILN_I64, .rank = 1, .dims = {4}};
+    ti[1] = (kn_tensor){.data = b0, .host = b0, .dtype = KILN_I64, .rank = 1, .dims = {4}};
+    to = (kn_tensor){.data = r0, .dtype = KILN_I64, .rank = 1, .dims = {4}};
+    kn_attr zattr = {.name = (char *)"fmod", .type = KILN_ATTR_INT, .i = 0};
+    kn_node n = {.name = "ends", .op = KN_OP_Mod, .n_in = 2, .n_out = 1, .n_attrs = 1, .attrs = &zattr};
+    KT_OK(kn_cpu_eval_node(&n, ti, 2, &to, 1));
+    /* Python: MIN % -1 = 0, MIN % 0 -> 0 (ours), MAX % MIN = MAX + MIN = -1, MIN % 3 = 1 */
+    KT_CHECK(r0[0] == 0 && r0[1] == 0 && r0[2] == -1 && r0[3] == 1, "i64 Mod fmod=0 at the ends: %lld %lld %lld %lld",
+             (long long)r0[0], (long long)r0[1], (long long)r0[2], (long long)r0[3]);
+    zattr.i = 1;
+    KT_OK(kn_cpu_eval_node(&n, ti, 2, &to, 1));
+    /* C: MIN % -1 = 0, MIN % 0 -> 0 (ours), MAX % MIN = MAX, MIN % 3 = -2 */
+    KT_CHECK(r0[0] == 0 && r0[1] == 0 && r0[2] == INT64_MAX && r0[3] == -2, "i64 Mod fmod=1 at the ends: %lld %lld %lld %lld",
+             (long long)r0[0], (long long)r0[1], (long long)r0[2], (long long)r0[3]);
+    /* u8: values above 127 stay unsigned */
+    kt_t u[2] = {kt_scalar(KILN_U8, 250), kt_scalar(KILN_U8, 7)};
+    KT_OK(kt_run("Mod", "u8", 2, u, 1, &zero, 1, &y));
+    KT_CHECK(y.v && y.v[0] == 5, "u8 250 mod 7 = 5, got %g", y.v ? y.v[0] : -1);
+    kt_free(&y); kt_free(&u[0]); kt_free(&u[1]);
+    /* refusals name the node */
+    KT_FAILS(kt_run("Mod", "float_intmod", 2, f, 1, &zero, 1, &y), KILN_ERR_INVALID_ARGUMENT, "Mod 'float_intmod'");
+    KT_FAILS(kt_run("Mod", "float_intmod", 2, f, 0, NULL, 1, &y), KILN_ERR_INVALID_ARGUMENT, "fmod = 1");
+    KT_FAILS(kt_run("Mod", "mod_two", 2, f, 1, &two, 1, &y), KILN_ERR_INVALID_ARGUMENT, "Mod 'mod_two': attribute 'fmod'");
+    kt_t mixed[2] = {f[0], kt_make(KILN_I64, 1, KT_D(6))};
+    KT_FAILS(kt_run("Mod", "mod_mixed", 2, mixed, 1, &one, 1, &y), KILN_ERR_DTYPE, "Mod 'mod_mixed'");
+    kt_t nb[2] = {kt_rnd(KILN_I32, 2, KT_D(3, 4), -9, 9), kt_rnd(KILN_I32, 1, KT_D(5), 1, 9)};
+    KT_FAILS(kt_run("Mod", "mod_bcast", 2, nb, 0, NULL, 1, &y), KILN_ERR_SHAPE, "Mod 'mod_bcast'");
+    kt_free(&f[0]); kt_free(&f[1]); kt_free(&mixed[1]); kt_free(&nb[0]); kt_free(&nb[1]);
+}
+
+/* Shape arithmetic with Mod is evaluated on the host at shape time, like Add and Div. */
+static void test_mod_host(void) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_graph_create(&g));
+    KT_OK(kiln_graph_add_input(g, "x", KILN_F32, 3, KT_D(-1, 6, 4), (const char *[]){"batch", NULL, NULL}));
+    int64_t k[3] = {-4, 4, 5};
+    KT_OK(kiln_graph_add_initializer(g, "k", KILN_I64, 1, KT_D(3), k));
+    KT_OK(kiln_graph_add_node(g, "Shape", "shape", 1, (const char *[]){"x"}, 1, (const char *[]){"s"}, 0, NULL));
+    KT_OK(kiln_graph_add_node(g, "Mod", "m", 2, (const char *[]){"s", "k"}, 1, (const char *[]){"m"}, 0, NULL));
+    KT_OK(kiln_graph_add_node(g, "Mod", "mf", 2, (const char *[]){"s", "k"}, 1, (const char *[]){"mf"}, 1,
+                              (const kiln_attr[]){kiln_attr_int("fmod", 1)}));
+    KT_OK(kiln_graph_add_output(g, "m"));
+    KT_OK(kiln_graph_add_output(g, "mf"));
+    int *order = NULL, n_order = 0;
+    KT_OK(kn_graph_topo_order(&g->g, &order, &n_order));
+    int64_t dims[1][KILN_MAX_RANK] = {{7, 6, 4}};
+    kn_shapes s;
+    KT_OK(kn_shapes_infer(&g->g, order, n_order, (const int64_t(*)[KILN_MAX_RANK])dims, &s));
+    const int64_t *m = s.vals[kn_graph_find_value(&g->g, "m")].host, *mf = s.vals[kn_graph_find_value(&g->g, "mf")].host;
+    /* [7, 6, 4] mod [-4, 4, 5]: Python's % gives [-1, 2, 4], C's gives [3, 2, 4] */
+    KT_CHECK(m && m[0] == -1 && m[1] == 2 && m[2] == 4, "host Mod fmod=0 [7,6,4] %% [-4,4,5] = [-1,2,4]");
+    KT_CHECK(mf && mf[0] == 3 && mf[1] == 2 && mf[2] == 4, "host Mod fmod=1 [7,6,4] fmod [-4,4,5] = [3,2,4]");
+    kn_shapes_free(&s);
+    kn_free(order);
+    kiln_graph_free(g);
+}
+
 /* ---- errors name the node and the input ------------------------------------------------------- */
 
 static void test_errors(void) {
@@ -633,6 +772,9 @@ int main(void) {
     test_binary();
     test_binary_int_edges();
     test_min_max_nan();
+    test_mod();
+    test_mod_edges();
+    test_mod_host();
     test_bool_binary();
     test_prelu();
     test_variadic();

@@ -6,6 +6,9 @@
  * result (Pow and Mean are a little more accurate than float math). Integers compute in int64 with two's-complement wrap-around (no undefined behaviour on overflow) and
  * narrow by wrapping on store; bool is 0/1. Integer Div truncates toward zero like C; x / 0 gives
  * 0 and INT64_MIN / -1 gives INT64_MIN (ONNX leaves both undefined; we choose not to trap).
+ * Mod: fmod = 1 is C's fmod (the sign of the dividend; floats exactly, NaN for x fmod 0), fmod = 0
+ * (integers only) takes the sign of the divisor like Python's %; integer x mod 0 gives 0 in both
+ * modes (as numpy does; ONNX leaves it undefined) and INT64_MIN mod -1 gives 0.
  *
  * Structure: one function per op class applies a per-element switch on the op (kn_unary_f/_d,
  * kn_binary_f, ...); every broadcasting op walks its output with one odometer (kn_ew_rows)
@@ -213,6 +216,14 @@ static int64_t kn_binary_i(kn_op op, int64_t a, int64_t b) {
     }
 }
 
+/* Integer Mod: C's remainder (fmod = 1) or, for fmod = 0, moved to the divisor's sign. */
+static int64_t kn_mod_i(int64_t a, int64_t b, int fmod_c) {
+    if (b == 0 || b == -1) return 0; /* x mod 0: our choice; x mod -1 is 0 (and INT64_MIN % -1 traps in C) */
+    int64_t r = a % b;
+    if (!fmod_c && r != 0 && (r < 0) != (b < 0)) r += b;
+    return r;
+}
+
 /* ---- the broadcasting walk --------------------------------------------------------------------- */
 
 typedef struct kn_ew_ctx {
@@ -221,6 +232,7 @@ typedef struct kn_ew_ctx {
     const kn_tensor *in[KN_EW_MAX_IN];
     const kn_tensor *out;
     int fmode;        /* compute in double (some input is float) rather than int64 */
+    int fmod_c;       /* Mod's attribute fmod: 1 C's fmod, 0 the divisor's sign */
     int act;          /* fused epilogue activation (kiln.act) on float results */
     float act_alpha, act_beta;
 } kn_ew_ctx;
@@ -316,6 +328,20 @@ static void kn_row_fold(const kn_ew_ctx *c, int64_t o, const int64_t *off, const
     }
 }
 
+static void kn_row_mod(const kn_ew_ctx *c, int64_t o, const int64_t *off, const int64_t *step, int64_t n) {
+    const kn_tensor *a = c->in[0], *b = c->in[1], *y = c->out;
+    const void *ap = kn_ptr(a), *bp = kn_ptr(b);
+    for (int64_t i = 0; i < n; i++) {
+        if (c->fmode) /* float: fmod = 1 only (the shape function refuses 0) */
+            kn_stf(y->data, y->dtype, o + i,
+                   fmod(kn_ldf(ap, a->dtype, off[0] + i * step[0]), kn_ldf(bp, b->dtype, off[1] + i * step[1])));
+        else
+            kn_sti(y->data, y->dtype, o + i,
+                   kn_mod_i(kn_ldi(ap, a->dtype, off[0] + i * step[0]), kn_ldi(bp, b->dtype, off[1] + i * step[1]),
+                            c->fmod_c));
+    }
+}
+
 static void kn_row_where(const kn_ew_ctx *c, int64_t o, const int64_t *off, const int64_t *step, int64_t n) {
     size_t es = kiln_dtype_size(c->out->dtype);
     const uint8_t *cond = kn_ptr(c->in[0]);
@@ -353,6 +379,17 @@ static kiln_status kn_cpu_fold(const kn_kernel_args *a) {
     kn_ew_ctx c;
     kn_ew_ctx_init(&c, a, a->n_in);
     kn_ew_rows(&c, kn_row_fold);
+    return KILN_OK;
+}
+
+static kiln_status kn_cpu_mod(const kn_kernel_args *a) {
+    kn_ew_ctx c;
+    kn_ew_ctx_init(&c, a, 2);
+    c.fmod_c = kn_attr_i(a->node, "fmod", 0) != 0;
+    if (c.fmode && !c.fmod_c)
+        return kn_node_error(a->node, KILN_ERR_INVALID_ARGUMENT, "fmod = 0 (integer mod) on %s inputs; ONNX needs "
+                             "fmod = 1 for floating-point types", kiln_dtype_name(a->in[0].dtype));
+    kn_ew_rows(&c, kn_row_mod);
     return KILN_OK;
 }
 
@@ -406,6 +443,7 @@ void kn_cpu_register_elementwise(kn_kernel *t) {
         t[unary[i]] = (kn_kernel){.name = "cpu.unary", .run = kn_cpu_unary};
     for (size_t i = 0; i < sizeof fold / sizeof fold[0]; i++)
         t[fold[i]] = (kn_kernel){.name = "cpu.broadcast", .run = kn_cpu_fold};
+    t[KN_OP_Mod] = (kn_kernel){.name = "cpu.mod", .run = kn_cpu_mod};
     t[KN_OP_Where] = (kn_kernel){.name = "cpu.where", .run = kn_cpu_where};
     t[KN_OP_Cast] = (kn_kernel){.name = "cpu.cast", .run = kn_cpu_cast};
     t[KN_OP_Identity] = (kn_kernel){.name = "cpu.copy", .run = kn_cpu_copy};

@@ -168,6 +168,17 @@ static kiln_status kn_cuda_ew_run(const kn_kernel_args *a) {
     return KILN_OK;
 }
 
+/* Mod: two inputs of one type; the attribute fmod picks the kernel's op. */
+static kiln_status kn_cuda_mod_run(const kn_kernel_args *a) {
+    const kn_tensor *ins[2] = {&a->in[0], &a->in[1]};
+    knc_ew p;
+    KN_TRY(kn_cuda_ew_setup(&p, a->node, &a->out[0], ins, 2));
+    p.op = kn_attr_i(a->node, "fmod", 0) ? KNC_FMOD : KNC_MOD;
+    p.dtype = a->in[0].dtype;
+    KN_CU(knc_ew_launch(&p, kn_cuda_stream(a)));
+    return KILN_OK;
+}
+
 /* Reads a scalar Clip bound: host-known value, or a device pointer. */
 static void kn_clip_bound(const kn_tensor *t, float *v, const void **ptr, int *has) {
     *has = 0;
@@ -260,6 +271,11 @@ static int kn_sup_binary(const kn_graph *g, const kn_node *n) {
     if (n->op == KN_OP_Equal) return 1;
     return t0 != KILN_BOOL;
 }
+static int kn_sup_mod(const kn_graph *g, const kn_node *n) {
+    kiln_dtype t0 = kn_cuda_in_dtype(g, n, 0);
+    if (t0 != kn_cuda_in_dtype(g, n, 1) || t0 == KILN_DTYPE_INVALID || t0 == KILN_BOOL) return 0;
+    return kn_attr_i(n, "fmod", 0) || !kn_cuda_is_fp_or_f64(t0); /* fmod = 0 is for integers */
+}
 static int kn_sup_variadic(const kn_graph *g, const kn_node *n) {
     kiln_dtype t0 = kn_cuda_in_dtype(g, n, 0);
     if (t0 == KILN_DTYPE_INVALID || t0 == KILN_BOOL) return 0;
@@ -309,6 +325,7 @@ void kn_cuda_register_elementwise(kn_cuda_op *t) {
     KN_EW(Div, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.div");
     KN_EW(Pow, kn_cuda_ew_run, kn_sup_pow, "cuda.ew.pow");
     KN_EW(PRelu, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.prelu");
+    KN_EW(Mod, kn_cuda_mod_run, kn_sup_mod, "cuda.ew.mod");
     KN_EW(Equal, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.equal");
     KN_EW(Less, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.less");
     KN_EW(Greater, kn_cuda_ew_run, kn_sup_binary, "cuda.ew.greater");

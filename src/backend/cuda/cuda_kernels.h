@@ -35,6 +35,8 @@ typedef enum knc_ew_op {
     KNC_WHERE,
     /* fused epilogue: in[0] (+ scale * in[1] when flags & 1) (+ in[2] when flags & 2), then act */
     KNC_EPILOGUE,
+    /* Mod (in[0], in[1]): KNC_MOD the divisor's sign (fmod = 0), KNC_FMOD C's fmod; x mod 0 = 0 for integers */
+    KNC_MOD, KNC_FMOD,
     KNC_EW_OP_COUNT
 } knc_ew_op;
 

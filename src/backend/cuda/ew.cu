@@ -89,6 +89,20 @@ template <typename C> __device__ __forceinline__ C binary(int op, C x, C y) {
     }
 }
 
+// Mod: C's fmod (the dividend's sign) or, for KNC_MOD, moved to the divisor's sign. Integers:
+// x mod 0 is 0 (kiln's choice, as on the CPU) and x mod -1 is 0 (INT64_MIN % -1 would trap).
+template <typename C> __device__ __forceinline__ C mod_op(bool c_fmod, C x, C y) {
+    C r;
+    if constexpr (std::is_floating_point<C>::value) {
+        r = fmod(x, y);
+    } else {
+        if (y == 0 || y == (C)-1) return (C)0;
+        r = x % y;
+    }
+    if (!c_fmod && r != 0 && (r < 0) != (y < 0)) r += y;
+    return r;
+}
+
 // The op on loaded values: x[k] is input k (for Where, x[1] and x[2], with cond from input 0).
 // Comparisons and logic return 0 or 1.
 template <typename C> __device__ __forceinline__ C ew_eval(const knc_ew &p, const C *x, bool cond) {
@@ -106,6 +120,7 @@ template <typename C> __device__ __forceinline__ C ew_eval(const knc_ew &p, cons
     case KNC_NOT: return x[0] ? (C)0 : (C)1;
     case KNC_AND: return (x[0] && x[1]) ? (C)1 : (C)0;
     case KNC_WHERE: return cond ? x[1] : x[2];
+    case KNC_MOD: case KNC_FMOD: return mod_op<C>(p.op == KNC_FMOD, x[0], x[1]);
     case KNC_EPILOGUE: {
         C r = x[0];
         if (p.flags & 1) r += (C)p.scale * x[1];
