@@ -3,7 +3,7 @@
 # --device cuda, the Python suite and the seed example on CUDA, the demo) and the benchmark.
 # The machine lacks protobuf-c and onnx.proto, so the build is made here by tests/gpu/pack.sh and
 # carried in $CARRY together with the ONNX node tests; this script unpacks both and runs.
-#   tests/gpu/device_all.sh tests|bench|all      (from the repository root on the GPU machine)
+#   tests/gpu/device_all.sh tests|sanitize|bench|all      (from the repository root on the GPU machine)
 # Logs and results go to $OUT (the device tool brings them back). A short table is printed last.
 set -u
 STAGE=${1:-all}
@@ -31,7 +31,7 @@ step() { # name, command...: runs it, logs to $OUT/name.log, records the last su
   local t0=$(date +%s)
   ( "$@" ) > "$OUT/$name.log" 2>&1
   local rc=$? t=$(( $(date +%s) - t0 ))
-  local last=$(grep -E "[0-9]+ passed|tests passed|match|passed, [0-9]+ failed" "$OUT/$name.log" | tail -n 1)
+  local last=$(grep -E "[0-9]+ passed|tests passed|match|passed, [0-9]+ failed|ERROR SUMMARY" "$OUT/$name.log" | tail -n 1)
   SUMMARY+=("$(printf '%-28s rc=%-3s %4ss  %s' "$name" "$rc" "$t" "$last")")
   echo "== $name (rc $rc, ${t}s)"; tail -n 15 "$OUT/$name.log"
 }
@@ -46,10 +46,20 @@ if [ "$STAGE" = tests ] || [ "$STAGE" = all ]; then
   step demo-tf32 build-cuda/kiln demo --device cuda --tf32 --seconds 1
   step demo-fp16 build-cuda/kiln demo --device cuda --fp16 --seconds 1
   step demo-r50-fp16 build-cuda/kiln demo --device cuda --fp16 --model resnet50 --seconds 1
-  # compute-sanitizer over the backend's own test (the whole suite under memcheck outlasts a lease);
-  # API errors are not reported: the test breaks a capture with a synchronize on purpose
-  step memcheck timeout ${MEMCHECK_SECONDS:-150} compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 \
-    build-cuda/tests/test_cuda_backend
+fi
+if [ "$STAGE" = sanitize ] || [ "$STAGE" = all ]; then
+  # compute-sanitizer memcheck and racecheck over every test program that runs on the GPU, and
+  # memcheck over a ResNet-18 fp16 demo (whole-module graphs). API errors are not reported: the
+  # backend test breaks a capture with a synchronize on purpose. SANITIZE_SECONDS bounds each.
+  for t in test_cuda_backend test_cuda_ops test_cuda_nhwc test_graphs test_profile test_runtime; do
+    [ -x build-cuda/tests/$t ] || continue
+    for tool in memcheck racecheck; do
+      step "$tool-$t" timeout ${SANITIZE_SECONDS:-240} compute-sanitizer --tool $tool --report-api-errors no \
+        --error-exitcode 1 build-cuda/tests/$t
+    done
+  done
+  step memcheck-demo timeout ${SANITIZE_SECONDS:-240} compute-sanitizer --tool memcheck --report-api-errors no \
+    --error-exitcode 1 build-cuda/kiln demo --device cuda --fp16 --seconds 0.2 --batches 1,8
 fi
 if [ "$STAGE" = bench ] || [ "$STAGE" = all ]; then
   step bench python3 bench/bench.py --kiln build-cuda/kiln ${BENCH_ARGS:---quick} --out "$OUT/RESULTS.md"

@@ -220,7 +220,17 @@ typedef struct conv_cfg {
     int bias, res, act;
     int transpose;
     int64_t out_pad;
+    int nhwc; /* kiln.layout = 1: X, Y and the residual NHWC in memory, W as KRSC (2-D only) */
 } conv_cfg;
+
+/* [n, c, hw] -> [n, hw, c] (NCHW data to NHWC, or KCRS weights to KRSC with hw = R*S) */
+static float *to_nhwc(const float *a, int64_t n, int64_t c, int64_t hw) {
+    float *o = malloc((size_t)(n * c * hw) * sizeof *o);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < c; j++)
+            for (int64_t k = 0; k < hw; k++) o[(i * hw + k) * c + j] = a[(i * c + j) * hw + k];
+    return o;
+}
 
 static void conv_case(const conv_cfg *f) {
     int64_t kh = f->nsp == 1 ? 1 : f->kh, h = f->nsp == 1 ? 1 : f->h;
@@ -277,6 +287,18 @@ static void conv_case(const conv_cfg *f) {
     int64_t xd[4] = {f->n, f->c, h, f->w}, wd[4] = {f->transpose ? f->c : f->k, f->transpose ? kg : cg, kh, f->kw},
             yd[4] = {f->n, f->k, oh, ow};
     if (f->nsp == 1) { xd[2] = f->w; wd[2] = f->kw; yd[2] = ow; }
+    if (f->nhwc) { /* the same numbers in NHWC memory; the reference follows */
+        float *t;
+        t = to_nhwc(x, f->n, f->c, h * f->w); free(x); x = t;
+        t = to_nhwc(w, f->k, cg, kh * f->kw); free(w); w = t;
+        t = to_nhwc(r, f->n, f->k, oh * ow); free(r); r = t;
+        double *rh = malloc((size_t)yn * sizeof *rh);
+        for (int64_t n = 0; n < f->n; n++)
+            for (int64_t k = 0; k < f->k; k++)
+                for (int64_t q = 0; q < oh * ow; q++) rh[(n * oh * ow + q) * f->k + k] = ref[(n * f->k + k) * oh * ow + q];
+        free(ref);
+        ref = rh;
+    }
     kc_in(&c, 0, f->dt, r4, xd, x);
     kc_in(&c, 1, f->dt, r4, wd, w);
     int64_t bd[1] = {f->k};
@@ -285,6 +307,7 @@ static void conv_case(const conv_cfg *f) {
     if (f->res) kc_in(&c, 3, f->dt, r4, yd, r);
     kc_out(&c, 0, f->dt, r4, yd);
     kn_node *nd = kc_node(&c);
+    if (f->nhwc) kn_node_set_attr_int(nd, "kiln.layout", 1);
     int64_t st[2] = {f->stride, f->stride}, dl[2] = {f->dil, f->dil}, pd[4] = {ph, f->pad, ph, f->pad};
     int64_t pd1[2] = {f->pad, f->pad}, op[2] = {f->out_pad, f->out_pad};
     int64_t ks[2] = {kh, f->kw};
@@ -815,6 +838,12 @@ int main(void) {
                 {"conv+bias+relu6 (cuDNN clipped relu)", KILN_F32, 2, 2, 8, 9, 9, 16, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_RELU6, 0, 0},
                 {"conv+bias+clip(-0.3, 0.4)", KILN_F32, 2, 2, 8, 9, 9, 16, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_CLIP, 0, 0},
                 {"conv depthwise fp16+bias+clip", KILN_F16, 2, 2, 16, 10, 10, 16, 3, 3, 16, 1, 1, 1, 1, 0, KN_ACT_CLIP, 0, 0},
+                /* NHWC: tactic 0 of a depthwise conv is kiln's kernel, the others cuDNN's */
+                {"conv NHWC depthwise fp16+bias+relu6", KILN_F16, 2, 2, 32, 10, 9, 32, 3, 3, 32, 1, 1, 1, 1, 0, KN_ACT_RELU6, 0, 0, 1},
+                {"conv NHWC depthwise fp16 s2 d2 +res+clip", KILN_F16, 2, 3, 16, 13, 11, 16, 3, 3, 16, 2, 2, 2, 1, 1, KN_ACT_CLIP, 0, 0, 1},
+                {"conv NHWC depthwise bf16 5x5 no bias", KILN_BF16, 2, 1, 24, 8, 8, 24, 5, 5, 24, 1, 2, 1, 0, 0, 0, 0, 0, 1},
+                {"conv NHWC fp16 1x1 +bias+relu6", KILN_F16, 2, 2, 24, 7, 7, 48, 1, 1, 1, 1, 0, 1, 1, 0, KN_ACT_RELU6, 0, 0, 1},
+                {"conv NHWC fp16 3x3 +bias+res+relu", KILN_F16, 2, 2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, KN_ACT_RELU, 0, 0, 1},
                 {"conv1d k5 p2", KILN_F32, 1, 2, 4, 1, 20, 6, 1, 5, 1, 1, 2, 1, 1, 0, 0, 0, 0},
                 {"conv fp16+bias+relu", KILN_F16, 2, 2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_RELU, 0, 0},
                 {"conv bf16+bias", KILN_BF16, 2, 1, 16, 8, 8, 16, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0},

@@ -30,7 +30,7 @@ enum { KN_UID_X = 1, KN_UID_W, KN_UID_Y, KN_UID_BIAS, KN_UID_RES, KN_UID_VIRT = 
 
 typedef struct kn_conv_state {
     int transpose;
-    int fused; /* the plans include bias / residual / activation */
+    int fused; /* the plans include bias / residual / activation (1), bias / residual only (2) */
     int nd;    /* tensor rank given to cuDNN (4 or 5) */
     int nhwc;  /* kiln.layout = 1: X, Y and the residual are NHWC in memory, W is KRSC */
     int n_plans; /* 0 or 1 */
@@ -43,6 +43,8 @@ typedef struct kn_conv_state {
     int act;
     float act_alpha, act_beta;
     int64_t k; /* output channels, for the bias view */
+    int kiln_dw; /* tactic 0 of an NHWC depthwise convolution: kiln's kernel, no cuDNN plan */
+    knc_dwconv dw;
 } kn_conv_state;
 
 static void kn_conv_state_free(void *state) {
@@ -393,7 +395,9 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
 
     float alpha = 1.0f, beta = 0.0f;
     cudnnBackendDescriptor_t conv_out = ty;
-    int need_pw = fused && (s->has_bias || s->has_res || s->act != KN_ACT_NONE);
+    /* fused: 1 bias, residual and activation in the graph; 2 bias and residual only */
+    int with_act = fused == 1 && s->act != KN_ACT_NONE;
+    int need_pw = fused && (s->has_bias || s->has_res || with_act);
     if (need_pw) KN_TRY(kn_dnn_tensor(s, KN_UID_VIRT, comp, nd, g->y, 16, true, &conv_out));
     if (!s->transpose) {
         KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, &op_conv));
@@ -418,7 +422,7 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
 
     if (need_pw) {
         cudnnBackendDescriptor_t cur = conv_out;
-        int steps = s->has_bias + s->has_res + (s->act != KN_ACT_NONE);
+        int steps = s->has_bias + s->has_res + with_act;
         int64_t vuid = KN_UID_VIRT + 1;
         if (s->has_bias) {
             int64_t bd[5] = {1, g->y[1], 1, 1, 1};
@@ -439,7 +443,7 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
             ops[n_ops++] = op;
             cur = out;
         }
-        if (s->act != KN_ACT_NONE) {
+        if (with_act) {
             cudnnBackendDescriptor_t op;
             KN_TRY(kn_dnn_pointwise(s, (cudnnPointwiseMode_t)kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta), cur, NULL, ty, s->act, s->act_alpha, s->act_beta, &op));
             ops[n_ops++] = op;
@@ -454,6 +458,42 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
     if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
     /* the fallback list adds engines the heuristics rank low (true-fp32 ones among them) */
     return kn_dnn_plans(a, s, graph, x->dtype == KILN_F32, want);
+}
+
+/* Whether kiln's NHWC depthwise kernel takes the step: a 2-D NHWC f16/bf16 convolution with
+ * one input and one output channel per group, channels a multiple of 8. */
+static int kn_conv_dw_eligible(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g) {
+    const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
+    if (s->transpose || !s->nhwc || g->nsp != 2 || (x->dtype != KILN_F16 && x->dtype != KILN_BF16)) return 0;
+    int64_t c = x->dims[1];
+    if (kn_attr_i(a->node, "group", 1) != c || y->dims[1] != c || w->dims[1] != 1 || c % 8) return 0;
+    if (kn_tensor_numel(x) > INT32_MAX || kn_tensor_numel(y) > INT32_MAX) return 0;
+    for (int d = 0; d < 2; d++)
+        if (g->stride[d] > 65536 || g->dil[d] > 65536 || g->pre[d] > 65536 || g->w[2 + d] > 65536) return 0;
+    if (s->has_bias && a->in[2].dtype != x->dtype) return 0;
+    return 1; /* the planner aligns every buffer to 256 bytes; the launch checks 16 */
+}
+
+static void kn_conv_dw_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g) {
+    knc_dwconv *p = &s->dw;
+    memset(p, 0, sizeof *p);
+    p->dtype = a->in[0].dtype;
+    p->n = (int)g->x[0];
+    p->c = (int)g->x[1];
+    p->h = (int)g->x[2];
+    p->w = (int)g->x[3];
+    p->oh = (int)g->y[2];
+    p->ow = (int)g->y[3];
+    p->r = (int)g->w[2];
+    p->s = (int)g->w[3];
+    for (int d = 0; d < 2; d++) {
+        p->stride[d] = (int)g->stride[d];
+        p->dil[d] = (int)g->dil[d];
+        p->pad[d] = (int)g->pre[d];
+    }
+    p->act = s->act;
+    p->alpha = s->act_alpha;
+    p->beta = s->act_beta;
 }
 
 /* Prepares a step for tactic `want` (want < 0: only counts the tactics, s->n_tactics). */
@@ -485,6 +525,18 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         *state = s; /* an empty batch: nothing for cuDNN, run does nothing */
         return KILN_OK;
     }
+    /* An NHWC f16/bf16 depthwise convolution has kiln's kernel as tactic 0 and cuDNN's as 1..n
+     * (eligibility depends on the node and the dtype only, so the numbering is the same at every
+     * shape) */
+    int dw = kn_conv_dw_eligible(a, s, &g);
+    if (dw && want == 0) {
+        s->kiln_dw = 1;
+        kn_conv_dw_fill(a, s, &g);
+        KN_VERBOSE("cuda: %s '%s': tactic 0, kiln's depthwise kernel", kn_op_name(n->op), n->name ? n->name : "");
+        *state = s;
+        return KILN_OK;
+    }
+    if (dw && want > 0) want--;
     int fusable = !s->transpose && (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
                   (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) >= 0);
     /* Tactics of a fusable convolution: 0..KN_CONV_SLOTS-1 are the fused graph's configs. When
@@ -506,16 +558,32 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     }
     int fused_count = s->fused && want < 0 ? s->n_tactics : 0;
     if (!s->fused || (fused_count > 0 && fused_count <= KN_DNN_MAX_HEUR)) {
-        /* start over with the convolution alone (the fused descriptors are not needed) */
+        /* start over without the activation in the graph (the fused descriptors are not needed):
+         * bias and residual still in cuDNN's graph where the second list stands in for a fused
+         * one (cuDNN 9.19's engines for a convolution alone were 8x slower than for convolution
+         * + bias on MobileNetV2's 1x1 layers), the convolution alone otherwise */
+        int partial = (fusable && (want < 0 ? fused_count > 0 : want >= KN_CONV_SLOTS)) && (s->has_bias || s->has_res);
         if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
         for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
         s->plan = NULL;
         s->n_plans = s->n_desc = s->n_tactics = 0;
         s->fused = 0;
-        KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, alone_want), fail);
+        if (partial) {
+            if (kn_conv_build(a, s, &g, 2, alone_want) == KILN_OK && (want < 0 ? s->n_tactics > 0 : s->n_plans > 0))
+                s->fused = 2;
+            kn_clear_error();
+        }
+        if (!s->fused) {
+            if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
+            for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
+            s->plan = NULL;
+            s->n_plans = s->n_desc = s->n_tactics = 0;
+            KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, alone_want), fail);
+        }
         if (fused_count > 0) s->n_tactics += KN_CONV_SLOTS; /* counted: both lists */
     }
     if (want < 0) {
+        s->n_tactics += dw;
         *state = s;
         return KILN_OK;
     }
@@ -528,7 +596,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     }
     if (a->ctx) KN_CHECK_GOTO(st, kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws), fail);
     KN_VERBOSE("cuda: %s '%s': tactic %d of %d, %s", kn_op_name(n->op), n->name ? n->name : "", want, s->n_tactics,
-               s->fused ? "bias/residual/activation fused" : "epilogue by kiln");
+               s->fused == 1 ? "bias/residual/activation fused" : s->fused == 2 ? "bias/residual fused, activation by kiln" : "epilogue by kiln");
     *state = s;
     return KILN_OK;
 fail:
@@ -561,6 +629,16 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     if (!c) return kn_node_error(a->node, KILN_ERR_INTERNAL, "a convolution ran outside a session");
     const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
     if (kn_tensor_numel(y) == 0) return KILN_OK;
+    if (s->kiln_dw) {
+        knc_dwconv p = s->dw;
+        p.x = x->data;
+        p.wt = w->data;
+        p.bias = s->has_bias ? a->in[2].data : NULL;
+        p.res = s->has_res ? a->in[3].data : NULL;
+        p.y = y->data;
+        KN_CU(knc_dwconv_launch(&p, kn_cuda_stream(a)));
+        return KILN_OK;
+    }
     if (!s->plan) return kn_node_error(a->node, KILN_ERR_INTERNAL, "the convolution has no cuDNN plan for this shape");
     if ((size_t)s->plan_ws > c->dnn_ws_bytes)
         return kn_node_error(a->node, KILN_ERR_INTERNAL, "the cuDNN workspace is smaller than the plan needs");
@@ -581,7 +659,9 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), done);
     KN_CUDNN_GOTO(st, cudnnBackendFinalize(vp), done);
     KN_CUDNN_GOTO(st, cudnnBackendExecute(c->dnn, s->plan, vp), done);
-    if (!s->fused && s->nhwc && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
+    if (s->fused == 2 && s->act != KN_ACT_NONE) {
+        st = kn_cuda_epilogue(a, y, NULL, 1.0f, NULL, s->act, s->act_alpha, s->act_beta);
+    } else if (!s->fused && s->nhwc && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
         /* NHWC: the epilogue sees the physical [N, H, W, C]; the bias [K] broadcasts over the last dim */
         kn_tensor y_view = *y, res_view, bias_view;
         const int64_t ld[4] = {y->dims[0], y->dims[2], y->dims[3], y->dims[1]};

@@ -43,8 +43,11 @@ kiln_status kn_cuda_ew_setup(knc_ew *p, const kn_node *n, const kn_tensor *out,
         if (dims[d] == 1) continue;
         if (cr > 0) {
             int merge = 1;
+            /* against the kept dim's stride as merged so far (comparing the original stride of
+             * dim cr - 1 stopped every merge after the first: 4-D tensors stayed rank 3 and
+             * every elementwise op took the slow indexed path) */
             for (int k = 0; k < n_in && merge; k++)
-                if (st[k][cr - 1] != st[k][d] * dims[d]) merge = 0;
+                if (p->strides[k][cr - 1] != st[k][d] * dims[d]) merge = 0;
             if (merge) {
                 p->dims[cr - 1] *= dims[d];
                 for (int k = 0; k < n_in; k++) p->strides[k][cr - 1] = st[k][d];

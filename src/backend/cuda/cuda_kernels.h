@@ -145,6 +145,19 @@ typedef struct knc_pool {
 } knc_pool;
 cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s);
 
+/* Depthwise 2-D convolution of NHWC f16/bf16 data (group == C == K, C % 8 == 0): a thread per 8
+ * channels of an output pixel, bias, residual (NHWC like y) and activation fused. w is [C, R, S]. */
+typedef struct knc_dwconv {
+    kiln_dtype dtype;
+    int n, c, h, w, oh, ow, r, s;
+    int stride[2], dil[2], pad[2];
+    const void *x, *wt, *bias, *res;
+    void *y;
+    int act;
+    float alpha, beta;
+} knc_dwconv;
+cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s);
+
 /* Softmax over the middle dim of [outer, len, inner]. */
 cudaError_t knc_softmax(const void *in, void *out, kiln_dtype dtype, int64_t outer, int64_t len,
                         int64_t inner, int log, cudaStream_t s);

@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <math.h>
 #include <stdint.h>
 
 #include <type_traits>
@@ -57,6 +58,27 @@ __device__ __forceinline__ void stf(void *p, kiln_dtype t, int64_t i, float v) {
     case KILN_BF16: ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v); break;
     case KILN_F64: ((double *)p)[i] = v; break;
     default: ((float *)p)[i] = v; break;
+    }
+}
+
+// A fused activation (enum kn_act, as KNC_ACT_*), in the computing type.
+template <typename C> __device__ __forceinline__ C act_apply(int act, C x, float a, float b) {
+    if constexpr (std::is_floating_point<C>::value) {
+        switch (act) {
+        case KNC_ACT_RELU: return x > 0 ? x : (C)0;
+        case KNC_ACT_RELU6: return x < 0 ? (C)0 : x > 6 ? (C)6 : x;
+        case KNC_ACT_CLIP: return x < (C)a ? (C)a : x > (C)b ? (C)b : x;
+        case KNC_ACT_SIGMOID: return (C)1 / ((C)1 + exp(-x));
+        case KNC_ACT_HARDSWISH: { C t = x + 3; t = t < 0 ? (C)0 : t > 6 ? (C)6 : t; return x * t / (C)6; }
+        case KNC_ACT_SILU: return x / ((C)1 + exp(-x));
+        case KNC_ACT_GELU_ERF: return (C)0.5 * x * ((C)1 + erf(x * (C)0.70710678118654752));
+        case KNC_ACT_GELU_TANH:
+            return (C)0.5 * x * ((C)1 + tanh((C)0.7978845608028654 * (x + (C)0.044715 * x * x * x)));
+        case KNC_ACT_LEAKY_RELU: return x >= 0 ? x : (C)a * x;
+        default: return x;
+        }
+    } else {
+        return x;
     }
 }
 

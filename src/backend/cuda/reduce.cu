@@ -33,7 +33,7 @@ template <typename C> __device__ __forceinline__ C red_finish(int op, C a, int64
     return op == KNC_RED_MEAN ? (C)(a / (C)n) : a;
 }
 
-template <typename T> __global__ void reduce_rows(const knc_reduce p) {
+template <typename T> __global__ void reduce_rows(const __grid_constant__ knc_reduce p) {
     using C = acc_t<T>;
     __shared__ C sh[32];
     const int64_t row = blockIdx.x;
@@ -52,7 +52,7 @@ template <typename T> __global__ void reduce_rows(const knc_reduce p) {
     }
 }
 
-template <typename T> __global__ void __launch_bounds__(256) reduce_cols(const knc_reduce p) {
+template <typename T> __global__ void __launch_bounds__(256) reduce_cols(const __grid_constant__ knc_reduce p) {
     using C = acc_t<T>;
     int64_t n = p.outer * p.inner;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
@@ -68,7 +68,7 @@ template <typename T> __global__ void __launch_bounds__(256) reduce_cols(const k
 // outer index (coalesced across inner) and splits len 8 ways, then combines the 8 partials in
 // shared memory. The global average pool of an NHWC block (len = H*W, inner = C) is this shape;
 // with a thread per column, batch 1 of ResNet-18 put 512 columns on 2 blocks of 49 serial loads.
-template <typename T> __global__ void __launch_bounds__(256) reduce_cols_tiled(const knc_reduce p) {
+template <typename T> __global__ void __launch_bounds__(256) reduce_cols_tiled(const __grid_constant__ knc_reduce p) {
     using C = acc_t<T>;
     __shared__ C part[8][33];
     const int64_t o = blockIdx.y, k = (int64_t)blockIdx.x * 32 + threadIdx.x;
@@ -85,7 +85,7 @@ template <typename T> __global__ void __launch_bounds__(256) reduce_cols_tiled(c
     }
 }
 
-template <typename T> __global__ void __launch_bounds__(256) reduce_generic(const knc_reduce p) {
+template <typename T> __global__ void __launch_bounds__(256) reduce_generic(const __grid_constant__ knc_reduce p) {
     using C = acc_t<T>;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < p.n_out; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t rem = i, base = 0;

@@ -13,7 +13,7 @@ template <> struct word<4> { using type = uint32_t; };
 template <> struct word<8> { using type = uint64_t; };
 
 template <typename W, typename I>
-__global__ void __launch_bounds__(256) copy_kernel(const knc_copy p, int64_t n) {
+__global__ void __launch_bounds__(256) copy_kernel(const __grid_constant__ knc_copy p, int64_t n) {
     const W *src = (const W *)p.src;
     W *dst = (W *)p.dst;
     for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (I)n; i += (I)gridDim.x * blockDim.x) {
@@ -94,7 +94,7 @@ template <typename W> static cudaError_t copy_go(const knc_copy &p, int64_t n, c
 }
 
 template <typename W>
-__global__ void __launch_bounds__(256) tile_kernel(const W *in, W *out, int rank, knc_copy dims, int64_t n) {
+__global__ void __launch_bounds__(256) tile_kernel(const W *in, W *out, int rank, const __grid_constant__ knc_copy dims, int64_t n) {
     // dims.dims: out dims; dims.src_strides: in dims (reused fields)
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t rem = i, off = 0, mul = 1;
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(256) tile_kernel(const W *in, W *out, int rank
 }
 
 template <typename T>
-__global__ void __launch_bounds__(256) pad_kernel(const knc_pad p, int64_t n) {
+__global__ void __launch_bounds__(256) pad_kernel(const __grid_constant__ knc_pad p, int64_t n) {
     const T *in = (const T *)p.in;
     T *out = (T *)p.out;
     T cv = T();
@@ -207,7 +207,7 @@ __device__ __forceinline__ float cubic_w(float t, float a) {
 // One thread per output element. Dims whose size and scale leave coordinates unchanged are
 // copied through; the others (at most 3 for linear, 2 for cubic; checked on the host)
 // interpolate.
-template <typename T> __global__ void __launch_bounds__(256) resize_kernel(const knc_resize p, int64_t n) {
+template <typename T> __global__ void __launch_bounds__(256) resize_kernel(const __grid_constant__ knc_resize p, int64_t n) {
     const T *in = (const T *)p.in;
     T *out = (T *)p.out;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
