@@ -676,3 +676,28 @@ def test_gpu_fp16_precision(cnn_cuda):
     assert out.dtype == torch.float32  # fp32 I/O, fp16 inside engine blocks
     with torch.no_grad():
         assert_matches(out, cnn_cuda(x), rtol=3e-2, atol=3e-2)
+
+
+@gpu
+def test_gpu_resnet50_fp16_matches_torch_fp32():
+    """Issue 5's check: torchvision's ResNet-50 compiled for fp16 on the GPU against PyTorch's fp32
+    on the same GPU, within 1e-2 of the output scale."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval().cuda()
+    # ImageNet-like statistics in the batch norms, so the logits are not all alike
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    prof = kiln.Input(min_shape=(1, 3, 224, 224), opt_shape=(4, 3, 224, 224), max_shape=(8, 3, 224, 224))
+    opt = kiln.compile(model, inputs=[prof], enabled_precisions={torch.float, torch.half})
+    assert opt.device == "cuda" and "fp16" in opt.report()
+    x = torch.randn(4, 3, 224, 224, device="cuda")
+    with torch.no_grad():  # true fp32 reference: TF32 is off for the module (above)
+        ref = model(x)
+        out = opt(x)
+    err = (out.float() - ref).abs().max().item() / ref.abs().max().item()
+    print(f"ResNet-50 fp16 (kiln, cuda) vs fp32 (PyTorch, cuda): max error {err:.3e} of the output scale")
+    assert err <= 1e-2
