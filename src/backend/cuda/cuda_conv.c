@@ -47,11 +47,18 @@ typedef struct kn_conv_state {
     knc_dwconv dw;
 } kn_conv_state;
 
+/* Drops the plan and the descriptors it was built from, to build another graph. */
+static void kn_conv_drop_plans(kn_conv_state *s) {
+    if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
+    for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
+    s->plan = NULL;
+    s->n_plans = s->n_desc = s->n_tactics = 0;
+}
+
 static void kn_conv_state_free(void *state) {
     kn_conv_state *s = state;
     if (!s) return;
-    if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
-    for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
+    kn_conv_drop_plans(s);
     kn_free(s);
 }
 
@@ -563,10 +570,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
          * one (cuDNN 9.19's engines for a convolution alone were 8x slower than for convolution
          * + bias on MobileNetV2's 1x1 layers), the convolution alone otherwise */
         int partial = (fusable && (want < 0 ? fused_count > 0 : want >= KN_CONV_SLOTS)) && (s->has_bias || s->has_res);
-        if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
-        for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
-        s->plan = NULL;
-        s->n_plans = s->n_desc = s->n_tactics = 0;
+        kn_conv_drop_plans(s);
         s->fused = 0;
         if (partial) {
             if (kn_conv_build(a, s, &g, 2, alone_want) == KILN_OK && (want < 0 ? s->n_tactics > 0 : s->n_plans > 0))
@@ -574,10 +578,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
             kn_clear_error();
         }
         if (!s->fused) {
-            if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
-            for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
-            s->plan = NULL;
-            s->n_plans = s->n_desc = s->n_tactics = 0;
+            kn_conv_drop_plans(s);
             KN_CHECK_GOTO(st, kn_conv_build(a, s, &g, 0, alone_want), fail);
         }
         if (fused_count > 0) s->n_tactics += KN_CONV_SLOTS; /* counted: both lists */
