@@ -83,6 +83,21 @@ template <typename C> __device__ __forceinline__ C mod_op(bool c_fmod, C x, C y)
     return r;
 }
 
+// The conv/gemm epilogue: bias (times scale) and residual added, then the activation `act`.
+template <typename C> __device__ __forceinline__ C epilogue_op(const knc_ew &p, int act, const C *x) {
+    C r = x[0];
+    if (p.flags & 1) r += (C)p.scale * x[1];
+    if (p.flags & 2) r += x[2];
+    return act_apply<C>(act, r, p.alpha, p.beta);
+}
+// Clip: bounds from x[1], x[2] when they are device tensors (ew_clip_bounds), else alpha, beta.
+template <typename C> __device__ __forceinline__ C clip_op(const knc_ew &p, const C *x) {
+    C r = x[0];
+    if (p.flags & 1) { C lo = p.lo_ptr ? x[1] : (C)p.alpha; r = r < lo ? lo : r; }
+    if (p.flags & 2) { C hi = p.hi_ptr ? x[2] : (C)p.beta; r = r > hi ? hi : r; }
+    return r;
+}
+
 // The op on loaded values: x[k] is input k (for Where, x[1] and x[2], with cond from input 0).
 // Comparisons and logic return 0 or 1.
 template <typename C> __device__ __forceinline__ C ew_eval(const knc_ew &p, const C *x, bool cond) {
@@ -101,18 +116,8 @@ template <typename C> __device__ __forceinline__ C ew_eval(const knc_ew &p, cons
     case KNC_AND: return (x[0] && x[1]) ? (C)1 : (C)0;
     case KNC_WHERE: return cond ? x[1] : x[2];
     case KNC_MOD: case KNC_FMOD: return mod_op<C>(p.op == KNC_FMOD, x[0], x[1]);
-    case KNC_EPILOGUE: {
-        C r = x[0];
-        if (p.flags & 1) r += (C)p.scale * x[1];
-        if (p.flags & 2) r += x[2];
-        return act_apply<C>(p.act, r, p.alpha, p.beta);
-    }
-    case KNC_CLIP: {
-        C r = x[0];
-        if (p.flags & 1) { C lo = p.lo_ptr ? x[1] : (C)p.alpha; r = r < lo ? lo : r; }
-        if (p.flags & 2) { C hi = p.hi_ptr ? x[2] : (C)p.beta; r = r > hi ? hi : r; }
-        return r;
-    }
+    case KNC_EPILOGUE: return epilogue_op<C>(p, p.act, x);
+    case KNC_CLIP: return clip_op<C>(p, x);
     default: return unary<C>(p, x[0]);
     }
 }
@@ -170,25 +175,13 @@ struct ew_vec_kinds { int kind[3]; int64_t row; };
 // a plain Clip over 7.2 M f16 values take 91 us on an H200, about 15x its memory time.)
 template <typename C, int OP, int ACT> __device__ __forceinline__ C ew_vec_op(const knc_ew &p, C *xe) {
     if constexpr (OP == KNC_EPILOGUE) {
-        C r = xe[0];
-        if (p.flags & 1) r += (C)p.scale * xe[1];
-        if (p.flags & 2) r += xe[2];
-        return act_apply<C>(ACT, r, p.alpha, p.beta);
-    } else if constexpr (OP == KNC_ADD) {
-        return xe[0] + xe[1];
-    } else if constexpr (OP == KNC_SUB) {
-        return xe[0] - xe[1];
-    } else if constexpr (OP == KNC_MUL) {
-        return xe[0] * xe[1];
-    } else if constexpr (OP == KNC_DIV) {
-        return xe[0] / xe[1];
+        return epilogue_op<C>(p, ACT, xe);
+    } else if constexpr (OP == KNC_ADD || OP == KNC_SUB || OP == KNC_MUL || OP == KNC_DIV) {
+        return binary<C>(OP, xe[0], xe[1]);
     } else if constexpr (OP == KNC_RELU) {
         return xe[0] > 0 ? xe[0] : (C)0;
-    } else if constexpr (OP == KNC_CLIP) { // the bounds are in xe[1], xe[2] (ew_clip_bounds)
-        C r = xe[0];
-        if (p.flags & 1) { C lo = p.lo_ptr ? xe[1] : (C)p.alpha; r = r < lo ? lo : r; }
-        if (p.flags & 2) { C hi = p.hi_ptr ? xe[2] : (C)p.beta; r = r > hi ? hi : r; }
-        return r;
+    } else if constexpr (OP == KNC_CLIP) {
+        return clip_op<C>(p, xe);
     } else {
         return ew_eval<C>(p, xe, false);
     }
