@@ -207,6 +207,7 @@ def kiln_bench(kiln, name, onnx_path, prec, batch, item_shape, cache, duration, 
     for r in data.get("runs", []):
         res[r["cudagraphs"]] = r["latency_ms"]["median"]
         res.setdefault("captures", {})[r["cudagraphs"]] = r.get("counters", {}).get("captures")
+        res.setdefault("first_run_ms", {})[r["cudagraphs"]] = r.get("first_run_ms")
     return res
 
 
@@ -273,6 +274,13 @@ def write_results(path, rows, ver, cmdline):
             model += f" ({k['segments']} seg / {k['engine_blocks']} blk)"
         lines.append(f"| {model} | {r['prec']} | {r['batch']} | {fmt(p.get('eager'))} | "
                      f"{fmt(p.get('eager_graph'))} | {fmt(p.get('compile_ro'))} | {kcells} | {rcell} |")
+    lines += ["", "First run at the batch in a fresh session (kiln whole: the steps' per-shape preparation",
+              "with cuDNN plan finalization, warm-up, record, instantiate and launch; the engine is already",
+              "built), in ms:", "", "| model | prec | batch | kiln off | kiln whole |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        fr = r["kiln"].get("first_run_ms") or {}
+        if fr:
+            lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | {fmt(fr.get('off'))} | {fmt(fr.get('whole'))} |")
     lines.append("")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:

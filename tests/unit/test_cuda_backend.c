@@ -844,6 +844,9 @@ int main(void) {
                 {"conv NHWC depthwise bf16 5x5 no bias", KILN_BF16, 2, 1, 24, 8, 8, 24, 5, 5, 24, 1, 2, 1, 0, 0, 0, 0, 0, 1},
                 {"conv NHWC fp16 1x1 +bias+relu6", KILN_F16, 2, 2, 24, 7, 7, 48, 1, 1, 1, 1, 0, 1, 1, 0, KN_ACT_RELU6, 0, 0, 1},
                 {"conv NHWC fp16 3x3 +bias+res+relu", KILN_F16, 2, 2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 1, KN_ACT_RELU, 0, 0, 1},
+                /* fewer than 8 channels: tactics 1.. pad X and W to 8 channels */
+                {"conv NHWC fp16 stem c3 7x7 s2 +bias+relu", KILN_F16, 2, 2, 3, 19, 17, 16, 7, 7, 1, 2, 3, 1, 1, 0, KN_ACT_RELU, 0, 0, 1},
+                {"conv NHWC bf16 c5 3x3 +bias+res+silu", KILN_BF16, 2, 1, 5, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, KN_ACT_SILU, 0, 0, 1},
                 {"conv1d k5 p2", KILN_F32, 1, 2, 4, 1, 20, 6, 1, 5, 1, 1, 2, 1, 1, 0, 0, 0, 0},
                 {"conv fp16+bias+relu", KILN_F16, 2, 2, 16, 8, 8, 32, 3, 3, 1, 1, 1, 1, 1, 0, KN_ACT_RELU, 0, 0},
                 {"conv bf16+bias", KILN_BF16, 2, 1, 16, 8, 8, 16, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0},

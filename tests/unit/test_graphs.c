@@ -9,6 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the largest |a - b|: the messages of the bitwise checks say how far apart the outputs are */
+static double max_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = a[i] > b[i] ? (double)a[i] - b[i] : (double)b[i] - a[i];
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
 typedef struct model_case {
     const char *name;
     kiln_graph *g;
@@ -99,8 +109,10 @@ static void check_modes(const char *what, kiln_module *m, int64_t spatial, int64
     for (int mode = 0; mode < 3; mode++)
         y[mode] = run_sequence(m, (kiln_cudagraphs_mode)mode, seq, 5, spatial, out_per_item, x, &c[mode]);
     if (!y[0] || !y[1] || !y[2]) goto done;
-    KT_CHECK(memcmp(y[0], y[1], (size_t)total * sizeof(float)) == 0, "%s: per-block graphs differ from eager", what);
-    KT_CHECK(memcmp(y[0], y[2], (size_t)total * sizeof(float)) == 0, "%s: whole-module graph differs from eager", what);
+    KT_CHECK(memcmp(y[0], y[1], (size_t)total * sizeof(float)) == 0, "%s: per-block graphs differ from eager by up to %g", what,
+             max_diff(y[0], y[1], total));
+    KT_CHECK(memcmp(y[0], y[2], (size_t)total * sizeof(float)) == 0, "%s: whole-module graph differs from eager by up to %g", what,
+             max_diff(y[0], y[2], total));
     KT_CHECK(c[0].captures == 0 && c[0].replays == 0, "%s: graphs off records nothing", what);
     KT_CHECK(c[2].captures == 3, "%s whole: 16,8,4,8,16 records 3 graphs, got %llu", what, (unsigned long long)c[2].captures);
     KT_CHECK(c[2].replays == 5 && c[2].cache_hits == 2, "%s whole: replays %llu hits %llu", what,
@@ -149,7 +161,8 @@ static void check_threads(kiln_module *m, int64_t spatial, int64_t out_per_item)
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
         KT_CHECK(j[i].st == KILN_OK, "thread %d: %s", i, kiln_last_error());
-        KT_CHECK(memcmp(j[i].y, ref, (size_t)(4 * out_per_item) * sizeof(float)) == 0, "thread %d output differs", i);
+        KT_CHECK(memcmp(j[i].y, ref, (size_t)(4 * out_per_item) * sizeof(float)) == 0, "thread %d output differs by up to %g", i,
+                 max_diff(j[i].y, ref, 4 * out_per_item));
         free(j[i].y);
     }
     free(x);
@@ -180,7 +193,8 @@ static void check_lru(kiln_module *m, int64_t spatial, int64_t out_per_item) {
     for (int b = 1; b <= 3; b++) {
         KT_OK(run_once(s, b, spatial, x, y));
         KT_OK(run_once(e, b, spatial, x, ye));
-        KT_CHECK(memcmp(y, ye, (size_t)(b * out_per_item) * sizeof *y) == 0, "LRU: batch %d after updates differs from eager", b);
+        KT_CHECK(memcmp(y, ye, (size_t)(b * out_per_item) * sizeof *y) == 0, "LRU: batch %d after updates differs from eager by up to %g", b,
+                 max_diff(y, ye, b * out_per_item));
     }
     free(ye);
     kiln_session_free(e);

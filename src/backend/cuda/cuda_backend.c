@@ -208,6 +208,9 @@ static kiln_status kn_cuda_module_init(struct kiln_module *m, void **mstate) {
         m->const_ptr[v] = dst;
         off += (bytes + 255) & ~(size_t)255;
     }
+    /* cudaMemcpy from pageable memory may return before its DMA lands, and it runs on the legacy
+     * stream, which sessions' non-blocking streams do not wait for: finish it here */
+    if (total) KN_CU_GOTO(st, cudaDeviceSynchronize(), fail);
     *mstate = ms;
     return KILN_OK;
 fail:
@@ -239,7 +242,7 @@ static void kn_cuda_session_free(void *ctx) {
     kn_free(c);
 }
 
-static kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what) {
+kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what) {
     cudaError_t e = cudaMalloc(p, bytes ? bytes : 256);
     if (e != cudaSuccess) {
         *p = NULL;
@@ -465,6 +468,8 @@ static kiln_status kn_cuda_graph_update(void *ctx, void *graph, void *fresh, int
     cudaError_t e = cudaGraphExecUpdate(g->exec, f->graph, &info);
     if (e != cudaSuccess) {
         (void)cudaGetLastError(); /* a topology change: the caller keeps the fresh recording */
+        KN_VERBOSE("cuda: cudaGraphExecUpdate refused the new recording (%s, result %d): it is instantiated instead",
+                   cudaGetErrorString(e), (int)info.result);
         return KILN_OK;
     }
     /* g's exec now runs f's topology: keep the matching cudaGraph_t with it */
@@ -545,8 +550,11 @@ static void kn_cuda_describe(void *ctx, char *buf, size_t cap) {
     cudaDriverGetVersion(&drv);
     cudaRuntimeGetVersion(&rt);
     int lt = (int)cublasLtGetVersion();
-    snprintf(buf, cap, "%s sm_%d%d cudnn %zu cublasLt %d runtime %d driver %d", prop.name[0] ? prop.name : "cuda",
-             prop.major, prop.minor, (size_t)cudnnGetVersion(), lt, rt, drv);
+    /* "tactics N" numbers the meaning of tactic indices: engines and timing caches made under
+     * another numbering are refused (tuned engines) or not matched (cache keys) */
+    snprintf(buf, cap, "%s sm_%d%d cudnn %zu cublasLt %d runtime %d driver %d tactics %d",
+             prop.name[0] ? prop.name : "cuda", prop.major, prop.minor, (size_t)cudnnGetVersion(), lt, rt, drv,
+             KN_CUDA_TACTIC_NUMBERING);
 }
 
 static const kn_backend kn_cuda_backend = {

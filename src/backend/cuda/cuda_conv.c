@@ -15,7 +15,13 @@
  * 2-D convolutions): X, Y and the residual are NHWC in memory and W is KRSC, given to cuDNN as the
  * same logical dims with channels-innermost strides (the bias stays [1, K, 1, 1]). 1-D convolutions run as 2-D
  * with a unit height. With precision fp32, engines that use tensor cores (TF32) or down-convert
- * inputs are filtered out, so fp32 is true fp32; tf32 allows them. */
+ * inputs are filtered out, so fp32 is true fp32; tf32 allows them. Engines noted non-deterministic
+ * are left out whenever another engine is offered.
+ *
+ * An NHWC f16/bf16 convolution on fewer than 8 input channels (an image stem on 3) also competes
+ * padded to 8 channels: its tactics 1..KN_CONV_SLOTS zero-pad X into a buffer of the step's own
+ * each run and run cuDNN's tensor-core engines on a weight padded once in prepare; tactic 0 and
+ * the rest are the unpadded ones, shifted (docs/DESIGN.md, "Convolution tactics"). */
 #include "cuda_internal.h"
 
 #include <pthread.h>
@@ -25,6 +31,7 @@
 #define KN_CONV_SLOTS (KN_DNN_MAX_HEUR + 1) /* tactics of a fused graph, when the convolution alone competes */
 #define KN_DNN_MAX_DESC 48
 #define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
+#define KN_CPAD 8          /* channels a narrow NHWC input is padded to */
 
 enum { KN_UID_X = 1, KN_UID_W, KN_UID_Y, KN_UID_BIAS, KN_UID_RES, KN_UID_VIRT = 100 };
 
@@ -44,6 +51,8 @@ typedef struct kn_conv_state {
     float act_alpha, act_beta;
     int64_t k; /* output channels, for the bias view */
     int kiln_dw; /* tactic 0 of an NHWC depthwise convolution: kiln's kernel, no cuDNN plan */
+    int cpad;    /* X and W padded to KN_CPAD channels into xpad / wpad (owned) */
+    void *xpad, *wpad;
     knc_dwconv dw;
 } kn_conv_state;
 
@@ -59,6 +68,8 @@ static void kn_conv_state_free(void *state) {
     kn_conv_state *s = state;
     if (!s) return;
     kn_conv_drop_plans(s);
+    if (s->xpad) cudaFree(s->xpad);
+    if (s->wpad) cudaFree(s->wpad);
     kn_free(s);
 }
 
@@ -249,7 +260,7 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
                                cudnnBackendDescriptor_t *out, int cap, int *n) {
     cudnnBackendDescriptor_t heur = NULL;
     cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_CFGS] = {0};
-    int n_filtered = 0;
+    int n_filtered = 0, n_nondet = 0, nondet_idx[KN_DNN_MAX_CFGS];
     int64_t count = 0, got = 0;
     kiln_status st = KILN_OK;
     *n = 0;
@@ -269,33 +280,42 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
         got = 0;
     if (got > count) got = count;
     for (int i = 0; i < got && *n < cap; i++) {
-        if (strict_fp32) {
-            cudnnBackendDescriptor_t eng = NULL;
-            int skip = 1;
-            if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
-                int64_t ne = 0;
-                if (cudnnBackendGetAttribute(cfgs[i], CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ne, &eng) ==
-                    CUDNN_STATUS_SUCCESS) {
-                    cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
-                    int64_t nn = 0;
-                    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                                                 CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
-                        skip = 0;
-                        for (int64_t k = 0; k < nn; k++)
-                            if (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
-                                skip = 1;
+        /* engines noted non-deterministic (atomics) are left out: the same input gives the same
+         * bits in every run, eager or replayed; strict fp32 also leaves out tensor-core engines */
+        int nondet = 0, tensor_core = 0, known = 0;
+        cudnnBackendDescriptor_t eng = NULL;
+        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
+            int64_t ne = 0;
+            if (cudnnBackendGetAttribute(cfgs[i], CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ne, &eng) ==
+                CUDNN_STATUS_SUCCESS) {
+                cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+                int64_t nn = 0;
+                if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                                             CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
+                    known = 1;
+                    for (int64_t k = 0; k < nn; k++) {
+                        if (notes[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) nondet = 1;
+                        if (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
+                            tensor_core = 1;
                     }
                 }
-                cudnnBackendDestroyDescriptor(eng);
             }
-            if (skip) { n_filtered++; continue; }
+            cudnnBackendDestroyDescriptor(eng);
         }
+        if (strict_fp32 && (tensor_core || !known)) { n_filtered++; continue; }
+        if (nondet) { nondet_idx[n_nondet++] = i; continue; }
         out[(*n)++] = cfgs[i];
         cfgs[i] = NULL; /* handed to the caller */
     }
+    /* a non-deterministic engine still beats none */
+    for (int j = 0; j < n_nondet && *n < cap && *n == j; j++) {
+        out[(*n)++] = cfgs[nondet_idx[j]];
+        cfgs[nondet_idx[j]] = NULL;
+    }
 done:
-    KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d kept",
-               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, *n);
+    KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d as "
+               "non-deterministic, %d kept",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, *n);
     for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
         if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
     if (heur) cudnnBackendDestroyDescriptor(heur);
@@ -503,6 +523,47 @@ static void kn_conv_dw_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_
     p->beta = s->act_beta;
 }
 
+/* Whether the padded-channel variant competes: an NHWC f16/bf16 2-D convolution with one group
+ * and fewer than KN_CPAD input channels (cuDNN's tensor-core engines want multiples of 8; on 3
+ * channels ResNet's 7x7 stem ran at a fifth of the speed of the next layers). Depends on the
+ * node, the dtype and the channel count only, so the tactic numbering is the same at every shape. */
+static int kn_conv_cpad_eligible(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g) {
+    const kn_tensor *x = &a->in[0], *w = &a->in[1];
+    if (s->transpose || !s->nhwc || g->nsp != 2 || (x->dtype != KILN_F16 && x->dtype != KILN_BF16)) return 0;
+    return kn_attr_i(a->node, "group", 1) == 1 && x->dims[1] < KN_CPAD && w->dims[1] == x->dims[1];
+}
+
+/* The padded variant, tactic `inner` of its graph: the fused graph where an engine takes it,
+ * else the convolution alone with kiln's epilogue. Allocates xpad for this shape and fills wpad
+ * from W on the session's stream (prepare runs outside any capture). */
+static kiln_status kn_conv_plan_cpad(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, int inner) {
+    const kn_node *n = a->node;
+    const kn_tensor *x = &a->in[0], *w = &a->in[1];
+    if (!a->ctx || !w->data)
+        return kn_node_error(n, KILN_ERR_UNSUPPORTED, "the padded-channel convolution needs a session and its weight");
+    kn_conv_geom pg = *g;
+    pg.x[1] = pg.w[1] = KN_CPAD;
+    int fusable = (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
+                  (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) >= 0);
+    if (fusable && kn_conv_build(a, s, &pg, 1, inner) == KILN_OK && s->n_plans > 0) s->fused = 1;
+    kn_clear_error();
+    if (!s->fused) {
+        kn_conv_drop_plans(s);
+        KN_TRY(kn_conv_build(a, s, &pg, 0, inner));
+    }
+    if (s->n_plans == 0 || (a->timing && inner >= s->n_tactics))
+        return kn_node_error(n, KILN_ERR_UNSUPPORTED, "padded-channel tactic %d is not offered at this shape", inner);
+    int64_t c = x->dims[1], rows_x = kn_tensor_numel(x) / c, rows_w = kn_tensor_numel(w) / c;
+    KN_TRY(kn_cuda_malloc(&s->xpad, (size_t)rows_x * KN_CPAD * 2, "a convolution's padded input"));
+    KN_TRY(kn_cuda_malloc(&s->wpad, (size_t)rows_w * KN_CPAD * 2, "a convolution's padded weight"));
+    KN_CU(knc_pad_channels8(w->data, s->wpad, (int)c, rows_w, kn_cuda_stream(a)));
+    s->cpad = 1;
+    KN_TRY(kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws));
+    KN_VERBOSE("cuda: %s '%s': padded to %d channels, tactic %d of %d, %s", kn_op_name(n->op), n->name ? n->name : "",
+               KN_CPAD, inner, s->n_tactics, s->fused ? "bias/residual/activation fused" : "epilogue by kiln");
+    return KILN_OK;
+}
+
 /* Prepares a step for tactic `want` (want < 0: only counts the tactics, s->n_tactics). */
 static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state **state) {
     *state = NULL;
@@ -544,6 +605,14 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         return KILN_OK;
     }
     if (dw && want > 0) want--;
+    /* a narrow NHWC input: tactics 1..KN_CONV_SLOTS are the padded variant's, the rest shift */
+    int cp = kn_conv_cpad_eligible(a, s, &g);
+    if (cp && want >= 1 && want <= KN_CONV_SLOTS) {
+        KN_CHECK_GOTO(st, kn_conv_plan_cpad(a, s, &g, want - 1), fail);
+        *state = s;
+        return KILN_OK;
+    }
+    if (cp && want > KN_CONV_SLOTS) want -= KN_CONV_SLOTS;
     int fusable = !s->transpose && (s->has_bias || s->has_res || s->act != KN_ACT_NONE) &&
                   (s->act == KN_ACT_NONE || kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) >= 0);
     /* Tactics of a fusable convolution: 0..KN_CONV_SLOTS-1 are the fused graph's configs. When
@@ -584,7 +653,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         if (fused_count > 0) s->n_tactics += KN_CONV_SLOTS; /* counted: both lists */
     }
     if (want < 0) {
-        s->n_tactics += dw;
+        s->n_tactics += dw + (cp ? KN_CONV_SLOTS : 0);
         *state = s;
         return KILN_OK;
     }
@@ -648,6 +717,12 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     int np = 0;
     ptrs[np] = x->data; uids[np++] = KN_UID_X;
     ptrs[np] = w->data; uids[np++] = KN_UID_W;
+    if (s->cpad) {
+        int64_t c = x->dims[1];
+        KN_CU(knc_pad_channels8(x->data, s->xpad, (int)c, kn_tensor_numel(x) / c, kn_cuda_stream(a)));
+        ptrs[0] = s->xpad;
+        ptrs[1] = s->wpad;
+    }
     ptrs[np] = y->data; uids[np++] = KN_UID_Y;
     if (s->fused && s->has_bias) { ptrs[np] = a->in[2].data; uids[np++] = KN_UID_BIAS; }
     if (s->fused && s->has_res) { ptrs[np] = a->in[3].data; uids[np++] = KN_UID_RES; }

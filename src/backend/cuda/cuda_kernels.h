@@ -100,6 +100,10 @@ typedef struct knc_pad {
 } knc_pad;
 cudaError_t knc_pad_launch(const knc_pad *p, cudaStream_t s);
 
+/* [rows, c] 2-byte elements (c < 8) to [rows, 8], zeros after c: the padded-channel input of a
+ * narrow NHWC convolution (an image stem). `out` is 16-byte aligned. */
+cudaError_t knc_pad_channels8(const void *in, void *out, int c, int64_t rows, cudaStream_t s);
+
 /* out[o, j, i] = data[o, idx[j] (negative wraps, clamped), i]. */
 cudaError_t knc_gather(const void *data, const void *idx, kiln_dtype idx_dtype, void *out,
                        int elem_size, int64_t outer, int64_t axis_len, int64_t n_idx,

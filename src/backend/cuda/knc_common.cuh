@@ -114,6 +114,7 @@ template <typename C> __device__ C block_reduce(C v, int op, C *sh) {
         C w = lane < nw ? sh[lane] : sh[0];
         w = op == 0 ? (lane < nw ? w : (C)0) : w;
         w = op == 0 ? warp_sum(w) : op == 1 ? warp_max(w) : warp_min(w);
+        __syncwarp(); // every lane has read sh[] (the shuffles do not order shared memory)
         if (lane == 0) sh[0] = w;
     }
     __syncthreads();

@@ -145,6 +145,17 @@ __global__ void __launch_bounds__(256) pad_kernel(const __grid_constant__ knc_pa
     }
 }
 
+// One thread per row: c loads of 2 bytes, one 16-byte store.
+__global__ void __launch_bounds__(256) pad_channels8_kernel(const uint16_t *in, uint4 *out, int c, int64_t rows) {
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += (int64_t)gridDim.x * blockDim.x) {
+        const uint16_t *src = in + r * c;
+        uint32_t v[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = k < c ? src[k] : 0u;
+        out[r] = make_uint4(v[0] | v[1] << 16, v[2] | v[3] << 16, v[4] | v[5] << 16, v[6] | v[7] << 16);
+    }
+}
+
 template <typename W, typename IDX>
 __global__ void __launch_bounds__(256) gather_kernel(const W *data, const IDX *idx, W *out, int64_t axis_len,
                                                      int64_t n_idx, int64_t inner, int64_t n) {
@@ -323,6 +334,13 @@ extern "C" cudaError_t knc_pad_launch(const knc_pad *p, cudaStream_t s) {
     if (n <= 0) return cudaSuccess;
     unsigned g = grid_for(n, 256);
     KNC_DISPATCH_ALL(p->dtype, pad_kernel<T><<<g, 256, 0, s>>>(*p, n));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t knc_pad_channels8(const void *in, void *out, int c, int64_t rows, cudaStream_t s) {
+    if (rows <= 0) return cudaSuccess;
+    if (c < 1 || c > 8 || ((uintptr_t)out & 15)) return cudaErrorInvalidValue;
+    pad_channels8_kernel<<<grid_for(rows, 256), 256, 0, s>>>((const uint16_t *)in, (uint4 *)out, c, rows);
     return cudaGetLastError();
 }
 
