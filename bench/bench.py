@@ -65,11 +65,12 @@ STANDARD_MATRIX = [
     ("seed_graph_break", "fp32", [1], []),
 ]
 QUICK_MATRIX = [
-    ("resnet18", "fp16", [1, 8, 16, 256], [1]),
+    ("resnet18", "fp16", [1, 8, 16, 256], [1, 16]),
     ("resnet18", "fp32", [1, 16], []),
     ("resnet18", "tf32", [1, 16], []),
     ("resnet50", "fp16", [1, 256], []),
     ("mobilenet_v2", "fp16", [1], []),
+    ("transformer", "fp32", [1], []),
     ("seed_graph_break", "fp32", [1], []),
 ]
 
