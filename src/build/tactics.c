@@ -208,6 +208,8 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         if (!ref || !got) { st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory timing tactics"); break; }
         int best = -1;
         float best_ms = INFINITY;
+        char times[512] = ""; /* "tactic:ms" of each tactic that ran, for the verbose line */
+        size_t tl = 0;
         for (int t = 0; t < nt && st == KILN_OK; t++) {
             a.tactic = t;
             a.timing = 1;
@@ -233,6 +235,10 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
             if (k->release && state) k->release(state);
             if (ts != KILN_OK) { kn_clear_error(); if (t == 0) { st = kn_error_context(ts, "step %d tactic 0", i); } continue; }
             if (ms < best_ms) { best_ms = ms; best = t; }
+            if (c->verbose && tl + 24 < sizeof times) {
+                int w = snprintf(times + tl, sizeof times - tl, " %d:%.4f", t, ms);
+                if (w > 0) tl += (size_t)w;
+            }
         }
         if (st != KILN_OK) break;
         if (best < 0) { st = kn_node_error(a.node, KILN_ERR_DEVICE, "no tactic of kernel %s ran", k->name); break; }
@@ -241,9 +247,9 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         timed++;
         if (KN_GROW(tc.e, tc.cap, tc.n + 1) == KILN_OK) { tc.e[tc.n++] = (kn_tc_entry){key, best, best_ms}; tc.dirty = 1; }
         if (c->verbose) /* where a cold build's time goes */
-            fprintf(stderr, "kiln: timing tactics: step %d/%d (%s %s): %d tactics, best %d at %.4f ms, %.0f ms\n",
+            fprintf(stderr, "kiln: timing tactics: step %d/%d (%s %s): %d tactics, best %d at %.4f ms, %.0f ms (ms per tactic:%s)\n",
                     i + 1, m->part.n_steps, k->name, a.node ? a.node->name : "", nt, best, best_ms,
-                    kn_now_ms() - t_step);
+                    kn_now_ms() - t_step, times);
         else if (kn_now_ms() - t_last > 2000) { /* progress on long builds */
             fprintf(stderr, "kiln: timing tactics: step %d/%d (%s)\n", i + 1, m->part.n_steps, k->name);
             t_last = kn_now_ms();
