@@ -307,10 +307,11 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
         out[(*n)++] = cfgs[i];
         cfgs[i] = NULL; /* handed to the caller */
     }
-    /* a non-deterministic engine still beats none */
-    for (int j = 0; j < n_nondet && *n < cap && *n == j; j++) {
-        out[(*n)++] = cfgs[nondet_idx[j]];
-        cfgs[nondet_idx[j]] = NULL;
+    if (*n == 0) { /* a non-deterministic engine still beats none */
+        for (int j = 0; j < n_nondet && *n < cap; j++) {
+            out[(*n)++] = cfgs[nondet_idx[j]];
+            cfgs[nondet_idx[j]] = NULL;
+        }
     }
 done:
     KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d as "

@@ -109,13 +109,14 @@ static inline cudaStream_t kn_cuda_stream(const kn_kernel_args *a) {
     return a->ctx ? ((kn_cuda_ctx *)a->ctx)->stream : (cudaStream_t)0;
 }
 
-/* Makes the session's cuDNN workspace at least `bytes` (outside any capture; refuses while a
- * recorded graph could still use the old buffer). */
 /* Bumped whenever a kernel's tactic indices change meaning (2: padded-channel convolutions). */
 #define KN_CUDA_TACTIC_NUMBERING 2
 
 /* cudaMalloc with a status naming `what` (KILN_ERR_OUT_OF_MEMORY). */
 kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what);
+
+/* Makes the session's cuDNN workspace at least `bytes` (outside any capture; refuses while a
+ * recorded graph could still use the old buffer). */
 kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes);
 
 /* ---- kernel table ------------------------------------------------------------------------- */
