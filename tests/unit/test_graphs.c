@@ -170,6 +170,9 @@ static void check_threads(kiln_module *m, int64_t spatial, int64_t out_per_item)
 }
 
 static void check_lru(kiln_module *m, int64_t spatial, int64_t out_per_item) {
+    /* KILN_TEST_LRU_LOG=2: kiln's verbose log over this check only (why an update is refused) */
+    const char *lvl = getenv("KILN_TEST_LRU_LOG");
+    if (lvl) kiln_set_log_level(atoi(lvl));
     kiln_session *s = NULL;
     KT_OK(kiln_session_create(m, &s));
     KT_OK(kiln_session_set_cudagraphs_mode(s, KILN_CUDAGRAPHS_WHOLE));
@@ -201,6 +204,7 @@ static void check_lru(kiln_module *m, int64_t spatial, int64_t out_per_item) {
     kiln_session_free(s);
     free(x);
     free(y);
+    if (lvl) kiln_set_log_level(0);
 }
 
 static void run_backend(kiln_device dev, const char *label) {
