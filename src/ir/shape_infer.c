@@ -92,16 +92,17 @@ kiln_status kn_shapes_infer(const kn_graph *g, const int *order, int n_order,
                 outs[o].data = kn_aligned_alloc(kn_tensor_bytes(&outs[o]) + 8);
                 if (!outs[o].data) { st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory"); break; }
                 memset(outs[o].data, 0, kn_tensor_bytes(&outs[o]) + 8);
+                /* `out` owns what a value keeps (freed with it); the buffer of an absent optional
+                 * output lives until the node has run (a fuzzed engine freed it first) */
                 if (n->out[o] >= 0) out->host_owned[n->out[o]] = outs[o].data;
-                else kn_aligned_free(outs[o].data); /* not reachable: outputs always exist */
             }
-            if (st != KILN_OK) break;
-            st = kn_cpu_eval_node(n, ins, n->n_in, outs, n->n_out);
-            if (st != KILN_OK) break;
+            if (st == KILN_OK) st = kn_cpu_eval_node(n, ins, n->n_in, outs, n->n_out);
             for (int o = 0; o < n->n_out; o++) {
-                outs[o].host = outs[o].data;
+                if (n->out[o] < 0) kn_aligned_free(outs[o].data);
+                outs[o].host = n->out[o] >= 0 ? outs[o].data : NULL;
                 outs[o].data = NULL;
             }
+            if (st != KILN_OK) break;
         }
         for (int o = 0; o < n->n_out; o++)
             if (n->out[o] >= 0) out->vals[n->out[o]] = outs[o];

@@ -481,6 +481,34 @@ static void expect_load_fails(const uint8_t *data, size_t n, kiln_status code, c
     kiln_module_free(st == KILN_OK ? m : NULL);
 }
 
+/* Engine images fuzz_engine found (checksum bypassed, as the fuzzer loads them): each loads or
+ * is refused with a message; under ASan (make test-sanitize) any memory error fails the run.
+ * fuzz_absent_output.kiln: a host-evaluated node with an absent optional output, whose buffer
+ * shape inference freed before the node ran (a use after free). */
+static void test_fuzz_regressions(void) {
+#ifdef KILN_PLAN_TEST_DATA
+    static const char *const files[] = {"fuzz_absent_output.kiln"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", KILN_PLAN_TEST_DATA, files[i]);
+        FILE *f = fopen(path, "rb");
+        KT_CHECK(f != NULL, "open %s", path);
+        if (!f) continue;
+        uint8_t buf[1 << 16];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        KT_CHECK(n > 0 && n < sizeof buf, "%s: %zu bytes", files[i], n);
+        kiln_module *m = NULL;
+        kiln_status st = kn_plan_load_memory(buf, n, KN_PLAN_LOAD_SKIP_CRC, &m);
+        KT_CHECK(st == KILN_OK ? m != NULL : m == NULL && kiln_last_error()[0] != 0, "%s: %s with a message (%s)",
+                 files[i], kiln_status_name(st), kiln_last_error());
+        kiln_module_free(m);
+    }
+#else
+    printf("SKIP: KILN_PLAN_TEST_DATA is not defined: the fuzz regression images did not run\n");
+#endif
+}
+
 static void test_refusals(void) {
     kiln_graph *g = make_graph();
     kiln_module *m = compile(g);
@@ -902,6 +930,7 @@ int main(void) {
     test_round_trip_shapes();
     test_round_trip_resnet();
     test_refusals();
+    test_fuzz_regressions();
     test_failed_save();
     test_mutations("elementwise", make_graph, compile);
     test_mutations("shape arithmetic", make_shape_graph, compile_shapes);
