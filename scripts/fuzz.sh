@@ -25,6 +25,9 @@ if [ ! -x "$plan_test" ]; then
   plan_test=build-seeds/tests/test_plan
 fi
 KILN_TEST_PLAN_SEEDS=$B/corpus/engine $plan_test >/dev/null || true
+# past findings (the regression inputs of the unit tests) seed their neighbourhoods
+cp tests/plan/data/*.kiln $B/corpus/engine/ 2>/dev/null || true
+cp tests/onnx/data/fuzz_*.onnx $B/corpus/onnx/ 2>/dev/null || true
 status=0
 for t in fuzz_onnx fuzz_engine; do
   corpus=$B/corpus/${t#fuzz_}
