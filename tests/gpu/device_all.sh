@@ -53,35 +53,29 @@ if [ "$STAGE" = sanitize ] || [ "$STAGE" = all ]; then
   # backend test breaks a capture with a synchronize on purpose. SANITIZE_SECONDS bounds each.
   # SANITIZE_RUNS picks runs ("tool:program ..."; default all) and SANITIZE_JOBS runs that many at
   # once: the sanitizers are bound by the host CPU, so parallel runs share the one GPU well.
+  # (compute-sanitizer's --kernel-name filter is no way to speed racecheck up: the kernels it
+  # leaves out are not run at all, and the tests then fail on garbage)
   RUNS=${SANITIZE_RUNS:-}
   if [ -z "$RUNS" ]; then
     for t in test_cuda_backend test_cuda_ops test_cuda_nhwc test_graphs test_profile test_runtime; do
       RUNS="$RUNS memcheck:$t racecheck:$t"
     done
+    RUNS="$RUNS memcheck:demo"
   fi
-  # (compute-sanitizer's --kernel-name filter is no way to speed racecheck up: the kernels it
-  # leaves out are not run at all, and the tests then fail on garbage)
-  sanitize_one() { # tool:program
-    local tool=${1%%:*} t=${1#*:}
-    [ -x build-cuda/tests/$t ] || return 0
+  sanitize_one() { # tool:program; its summary line goes to a file (it may run in the background)
+    local tool=${1%%:*} t=${1#*:} cmd
+    if [ "$t" = demo ]; then cmd=(build-cuda/kiln demo --device cuda --fp16 --seconds 0.2 --batches 1,8)
+    else [ -x build-cuda/tests/$t ] || return 0; cmd=(build-cuda/tests/$t); fi
     step "$tool-$t" timeout ${SANITIZE_SECONDS:-240} compute-sanitizer --tool $tool --report-api-errors no \
-      --error-exitcode 1 build-cuda/tests/$t
+      --error-exitcode 1 "${cmd[@]}" > /dev/null
     printf '%s\n' "${SUMMARY[-1]}" > "$OUT/summary-$tool-$t.txt"
   }
-  JOBS=${SANITIZE_JOBS:-1}
   for r in $RUNS; do
-    if [ "$JOBS" -le 1 ]; then sanitize_one "$r"; else
-      while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
-      sanitize_one "$r" > /dev/null &
-    fi
+    while [ "$(jobs -rp | wc -l)" -ge "${SANITIZE_JOBS:-1}" ]; do wait -n; done
+    sanitize_one "$r" &
   done
   wait
-  if [ "$JOBS" -gt 1 ]; then
-    for r in $RUNS; do f="$OUT/summary-${r%%:*}-${r#*:}.txt"; [ -f "$f" ] && SUMMARY+=("$(cat "$f")"); done
-  fi
-  [ -n "${SANITIZE_RUNS:-}" ] && [ -z "${SANITIZE_DEMO:-}" ] && SKIP_DEMO=1
-  [ -z "${SKIP_DEMO:-}" ] && step memcheck-demo timeout ${SANITIZE_SECONDS:-240} compute-sanitizer --tool memcheck --report-api-errors no \
-    --error-exitcode 1 build-cuda/kiln demo --device cuda --fp16 --seconds 0.2 --batches 1,8
+  for r in $RUNS; do f="$OUT/summary-${r%%:*}-${r#*:}.txt"; [ -f "$f" ] && SUMMARY+=("$(cat "$f")"); done
 fi
 if [ "$STAGE" = bench ] || [ "$STAGE" = all ]; then
   step bench python3 bench/bench.py --kiln build-cuda/kiln ${BENCH_ARGS:---quick} --out "$OUT/RESULTS.md"
