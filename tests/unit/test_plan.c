@@ -493,7 +493,7 @@ static void test_tactic_keys(void) {
     kiln_graph *g = make_graph();
     kiln_module *m = compile(g);
     if (!m) { kiln_graph_free(g); return; }
-    static const char key[] = "cudnn1:f1:p0:e12:k3=1,5=0";
+    static const char key[] = "cudnn1:f1:p0:r0:e12:k3=1,5=0";
     snprintf(m->part.steps[0].tactic_key, sizeof m->part.steps[0].tactic_key, "%s", key);
     void *d = NULL;
     size_t n = 0;
@@ -506,7 +506,7 @@ static void test_tactic_keys(void) {
                  "the key came back ('%s'), the other steps have none", l->part.steps[0].tactic_key);
         char *report = NULL;
         KT_OK(kiln_module_report(l, true, &report));
-        KT_CHECK(report && strstr(report, "\"tactic_key\": \"cudnn1:f1:p0:e12:k3=1,5=0\""), "the JSON report shows the key");
+        KT_CHECK(report && strstr(report, "\"tactic_key\": \"cudnn1:f1:p0:r0:e12:k3=1,5=0\""), "the JSON report shows the key");
         kiln_free(report);
         kiln_session *s = NULL; /* the CPU kernels ignore the key: the module still runs */
         KT_OK(kiln_session_create(l, &s));
