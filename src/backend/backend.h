@@ -21,6 +21,10 @@ typedef struct kn_kernel_args {
     int tactic;  /* the tactic chosen at build time (index among the kernel's candidates) */
     int timing;  /* set while the builder times tactics: a tactic the kernel does not offer at
                   * this shape fails in prepare rather than standing in for another one */
+    /* What the tactic resolved to when the builder timed it (the kernel's tactic_key, e.g. a
+     * cuDNN engine and its knobs), or NULL. A kernel that can rebuild it at another shape does
+     * so without asking its library's heuristics, and uses the same engine at every shape. */
+    const char *tactic_key;
 } kn_kernel_args;
 
 typedef struct kn_kernel {
@@ -33,6 +37,10 @@ typedef struct kn_kernel {
     /* Number of tactics this kernel offers for the step (NULL: one). The builder times each
      * at the opt shape and stores the fastest in the plan. */
     int (*num_tactics)(const kn_kernel_args *a);
+    /* Writes what the prepared tactic resolved to, as a printable string without spaces shorter
+     * than cap (KN_TACTIC_KEY_MAX), for the plan; returns 0 when there is nothing to keep (NULL:
+     * never). Given back in kn_kernel_args.tactic_key at every shape. */
+    int (*tactic_key)(const void *state, char *buf, size_t cap);
     /* Whether the step can be captured into a graph (NULL: yes). */
     int (*capturable)(const kn_node *n);
 } kn_kernel;

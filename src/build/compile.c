@@ -4,6 +4,7 @@
 
 #include "runtime/runtime.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 
 void kiln_build_config_init(kiln_build_config *c) {
@@ -14,6 +15,14 @@ void kiln_build_config_init(kiln_build_config *c) {
     c->min_block_size = 5;
     c->optimize = true;
     c->time_tactics = true;
+}
+
+int kn_tactic_key_valid(const char *key) {
+    size_t n = strlen(key);
+    if (n == 0 || n >= KN_TACTIC_KEY_MAX || strcmp(key, "-") == 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)key[i]) && !strchr(":=,._+-/", key[i])) return 0;
+    return 1;
 }
 
 static kiln_status kn_pick_backend(const kiln_build_config *c, const kn_backend **out) {
@@ -476,9 +485,11 @@ kiln_status kiln_module_report(const kiln_module *m, bool json, char **out) {
             const kn_node *nd = &g->nodes[st->node];
             kn_sb_printf(&sb, "%s\n  {\"op\": \"%s\", \"name\": ", s ? "," : "", kn_op_name(nd->op));
             kn_sb_json_str(&sb, nd->name);
-            kn_sb_printf(&sb, ", \"segment\": %d, \"kernel\": \"%s\", \"tactic\": %d, \"tactic_ms\": %.4f, \"view\": %s}",
+            kn_sb_printf(&sb, ", \"segment\": %d, \"kernel\": \"%s\", \"tactic\": %d, \"tactic_ms\": %.4f, \"view\": %s",
                          st->segment, st->kernel ? st->kernel->name : "-", st->tactic, st->tactic_ms,
                          st->view ? "true" : "false");
+            if (st->tactic_key[0]) kn_sb_printf(&sb, ", \"tactic_key\": \"%s\"", st->tactic_key); /* printable, no quotes */
+            kn_sb_puts(&sb, "}");
         }
         kn_sb_puts(&sb, "],\n\"partition\": ");
         kn_partition_report(g, &m->part, 1, &sb);
@@ -504,6 +515,7 @@ kiln_status kiln_module_report(const kiln_module *m, bool json, char **out) {
                      st->view ? "view" : st->kernel ? st->kernel->name : "-");
         if (st->view) kn_sb_printf(&sb, " (aliases '%s': no work)", g->values[nd->in[0]].name);
         else if (st->tactic_ms > 0) kn_sb_printf(&sb, " tactic %d (%.4f ms)", st->tactic, st->tactic_ms);
+        if (!st->view && st->tactic_key[0]) kn_sb_printf(&sb, " %s", st->tactic_key);
         kn_sb_puts(&sb, "\n");
     }
     return kn_sb_finish(&sb, out);

@@ -25,6 +25,12 @@ typedef struct kn_segment {
     int capturable;       /* every step may be recorded into a graph */
 } kn_segment;
 
+/* Longest tactic key, terminator included (kn_kernel.tactic_key). */
+#define KN_TACTIC_KEY_MAX 160
+/* A tactic key is 1..KN_TACTIC_KEY_MAX-1 characters of [A-Za-z0-9:=,._+-/], not "-" (it goes
+ * into the timing cache's space-separated text, where "-" stands for none, and into JSON). */
+int kn_tactic_key_valid(const char *key);
+
 typedef struct kn_step {
     int node;             /* index in module->graph->nodes */
     int segment;
@@ -32,6 +38,7 @@ typedef struct kn_step {
     int tactic;
     kn_break_reason reason; /* for fallback steps */
     float tactic_ms;      /* measured time of the chosen tactic at the opt shape (0 if untimed) */
+    char tactic_key[KN_TACTIC_KEY_MAX]; /* the kernel's tactic_key for it ("" when none) */
     int view;             /* a view: its output shares its input's memory, the step does no work
                            * (derived from the memory plan by kn_mark_views, not stored) */
 } kn_step;

@@ -11,6 +11,7 @@ typedef struct kn_tc_entry {
     uint64_t key;
     int tactic;
     float ms;
+    char tkey[KN_TACTIC_KEY_MAX]; /* the kernel's tactic key ("" when none) */
 } kn_tc_entry;
 
 typedef struct kn_timing_cache {
@@ -19,22 +20,42 @@ typedef struct kn_timing_cache {
     int dirty;
 } kn_timing_cache;
 
+/* A kernel's tactic key is kept only when it was written whole and is valid (module.h). */
+static int kn_tactic_key_ok(int written, const char *key) {
+    return written > 0 && written < KN_TACTIC_KEY_MAX && (int)strlen(key) == written && kn_tactic_key_valid(key);
+}
+
 static void kn_tc_load(kn_timing_cache *tc, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return; /* a missing cache is an empty one */
-    char line[256];
-    if (!fgets(line, sizeof line, f) || strncmp(line, "kiln-timing-cache 1", 19) != 0) {
-        KN_WARN("timing cache '%s' is not a kiln timing cache (version 1); ignoring it", path);
+    char line[512];
+    /* version 1 lines hold "key tactic ms"; version 2 adds the tactic key (or "-") */
+    int version = 0;
+    if (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "kiln-timing-cache 1", 19) == 0) version = 1;
+        else if (strncmp(line, "kiln-timing-cache 2", 19) == 0) version = 2;
+    }
+    if (!version) {
+        KN_WARN("timing cache '%s' is not a kiln timing cache (version 1 or 2); ignoring it", path);
         fclose(f);
         return;
     }
     unsigned long long key;
     int tactic;
     float ms;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%llx %d %f", &key, &tactic, &ms) == 3 && tactic >= 0 &&
-            KN_GROW(tc->e, tc->cap, tc->n + 1) == KILN_OK)
-            tc->e[tc->n++] = (kn_tc_entry){key, tactic, ms};
+    char tkey[KN_TACTIC_KEY_MAX];
+    while (fgets(line, sizeof line, f)) {
+        tkey[0] = 0;
+        int got = sscanf(line, "%llx %d %f %159s", &key, &tactic, &ms, tkey);
+        if (got < 3 || tactic < 0 || (version == 2 && got != 4)) continue;
+        if (!kn_tactic_key_valid(tkey)) tkey[0] = 0; /* "-": none */
+        if (KN_GROW(tc->e, tc->cap, tc->n + 1) != KILN_OK) break;
+        kn_tc_entry *e = &tc->e[tc->n++];
+        e->key = key;
+        e->tactic = tactic;
+        e->ms = ms;
+        memcpy(e->tkey, tkey, sizeof tkey);
+    }
     fclose(f);
 }
 
@@ -44,9 +65,10 @@ static void kn_tc_save(const kn_timing_cache *tc, const char *path) {
         KN_WARN("cannot write the timing cache '%s'", path);
         return;
     }
-    fprintf(f, "kiln-timing-cache 1\n");
+    fprintf(f, "kiln-timing-cache 2\n");
     for (int i = 0; i < tc->n; i++)
-        fprintf(f, "%016llx %d %.6f\n", (unsigned long long)tc->e[i].key, tc->e[i].tactic, tc->e[i].ms);
+        fprintf(f, "%016llx %d %.6f %s\n", (unsigned long long)tc->e[i].key, tc->e[i].tactic, tc->e[i].ms,
+                tc->e[i].tkey[0] ? tc->e[i].tkey : "-");
     if (fclose(f) != 0) KN_WARN("writing the timing cache '%s' failed", path);
 }
 
@@ -190,6 +212,7 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         if (hit >= 0) {
             step->tactic = tc.e[hit].tactic;
             step->tactic_ms = tc.e[hit].ms;
+            memcpy(step->tactic_key, tc.e[hit].tkey, sizeof step->tactic_key);
             cached++;
             continue;
         }
@@ -208,11 +231,13 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         if (!ref || !got) { st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory timing tactics"); break; }
         int best = -1;
         float best_ms = INFINITY;
+        char best_key[KN_TACTIC_KEY_MAX] = "";
         char times[512] = ""; /* "tactic:ms" of each tactic that ran, for the verbose line */
         size_t tl = 0;
         for (int t = 0; t < nt && st == KILN_OK; t++) {
             a.tactic = t;
             a.timing = 1;
+            a.tactic_key = NULL; /* each tactic from the library's own list */
             a.state = NULL;
             void *state = NULL;
             if (k->prepare && k->prepare(&a, &state) != KILN_OK) { kn_clear_error(); continue; } /* tactic not usable */
@@ -232,9 +257,12 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
                     ts = KILN_ERR_INTERNAL;
                 }
             }
+            char tkey[KN_TACTIC_KEY_MAX] = "";
+            if (ts == KILN_OK && k->tactic_key && state && !kn_tactic_key_ok(k->tactic_key(state, tkey, sizeof tkey), tkey))
+                tkey[0] = 0;
             if (k->release && state) k->release(state);
             if (ts != KILN_OK) { kn_clear_error(); if (t == 0) { st = kn_error_context(ts, "step %d tactic 0", i); } continue; }
-            if (ms < best_ms) { best_ms = ms; best = t; }
+            if (ms < best_ms) { best_ms = ms; best = t; memcpy(best_key, tkey, sizeof best_key); }
             if (c->verbose && tl + 24 < sizeof times) {
                 int w = snprintf(times + tl, sizeof times - tl, " %d:%.4f", t, ms);
                 if (w > 0) tl += (size_t)w;
@@ -244,8 +272,16 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         if (best < 0) { st = kn_node_error(a.node, KILN_ERR_DEVICE, "no tactic of kernel %s ran", k->name); break; }
         step->tactic = best;
         step->tactic_ms = best_ms;
+        memcpy(step->tactic_key, best_key, sizeof step->tactic_key);
         timed++;
-        if (KN_GROW(tc.e, tc.cap, tc.n + 1) == KILN_OK) { tc.e[tc.n++] = (kn_tc_entry){key, best, best_ms}; tc.dirty = 1; }
+        if (KN_GROW(tc.e, tc.cap, tc.n + 1) == KILN_OK) {
+            kn_tc_entry *e = &tc.e[tc.n++];
+            e->key = key;
+            e->tactic = best;
+            e->ms = best_ms;
+            memcpy(e->tkey, best_key, sizeof e->tkey);
+            tc.dirty = 1;
+        }
         if (c->verbose) /* where a cold build's time goes */
             fprintf(stderr, "kiln: timing tactics: step %d/%d (%s %s): %d tactics, best %d at %.4f ms, %.0f ms (ms per tactic:%s)\n",
                     i + 1, m->part.n_steps, k->name, a.node ? a.node->name : "", nt, best, best_ms,

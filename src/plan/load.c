@@ -37,6 +37,7 @@ typedef struct kn_loader {
     char backend_name[64];
     char describe[512];
     char version[64];
+    uint32_t format; /* the file's format version */
     int device;
     double build_ms;
     char **kernel_names; /* per step */
@@ -85,6 +86,7 @@ static kiln_status kn_load_header(kn_loader *L, unsigned flags) {
                         "reads: use a newer kiln, or rebuild the engine with this one",
                         version, KN_PLAN_VERSION, kiln_version());
     if (version == 0) return kn_corrupt("format version 0 does not exist");
+    L->format = version;
     if (size < KN_PLAN_HEADER_BYTES)
         return kn_error(KILN_ERR_CORRUPT, "the engine file is truncated: %zu bytes, the header alone has %u", size,
                         KN_PLAN_HEADER_BYTES);
@@ -588,7 +590,10 @@ static kiln_status kn_load_partition(kn_loader *L) {
         st->tactic = kn_rd_i32(r, "tactic");
         uint32_t reason = kn_rd_u32(r, "step reason");
         st->tactic_ms = kn_rd_f32(r, "tactic time");
+        if (L->format >= 2) kn_rd_str_into(r, st->tactic_key, sizeof st->tactic_key, "tactic key");
         if (r->st != KILN_OK) break;
+        if (st->tactic_key[0] && !kn_tactic_key_valid(st->tactic_key))
+            return kn_rd_fail(r, "step %d has a tactic key with characters outside [A-Za-z0-9:=,._+-/]", s);
         if (st->node <= last_node || st->node >= g->n_nodes || m->host_node[st->node])
             return kn_rd_fail(r, "step %d runs node %d (after node %d, of %d)", s, st->node, last_node, g->n_nodes);
         if (st->segment < 0 || st->segment >= ns || s < p->segments[st->segment].first ||

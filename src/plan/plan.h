@@ -9,7 +9,7 @@
 
 #define KN_PLAN_MAGIC "KILNENG" /* 8 bytes with the terminating NUL */
 #define KN_PLAN_END_MAGIC "KILNEND"
-#define KN_PLAN_VERSION 1u
+#define KN_PLAN_VERSION 2u /* 2: steps carry a tactic key; 1 is still read */
 #define KN_PLAN_HEADER_BYTES 64u
 #define KN_PLAN_TRAILER_BYTES 16u
 #define KN_PLAN_ALIGN 64u /* weights start on this boundary in the file */

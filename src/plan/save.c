@@ -228,6 +228,7 @@ static kiln_status kn_save_partition(kn_saver *sv) {
         kn_wb_i32(w, st->tactic);
         kn_wb_u32(w, (uint32_t)st->reason);
         kn_wb_f32(w, st->tactic_ms);
+        kn_wb_str(w, st->tactic_key); /* format 2 */
     }
     kn_sec_end(sv, at);
     return KILN_OK;

@@ -137,6 +137,7 @@ static kiln_status kn_instance_create(kiln_session *s, const int64_t (*dims)[KIL
         io += nd->n_out;
         a->ctx = s->ctx;
         a->tactic = step->tactic;
+        a->tactic_key = step->tactic_key[0] ? step->tactic_key : NULL;
         if (step->kernel->prepare && !s->no_prepare) {
             st = step->kernel->prepare(a, &in->kstate[i]);
             if (st != KILN_OK) goto fail;
@@ -202,7 +203,9 @@ kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_
     while (s->n_cache >= s->max_graphs && s->n_cache > 0) kn_session_evict_lru(s);
     KN_TRY(KN_GROW(s->cache, s->cap_cache, s->n_cache + 1));
     kn_instance *in;
+    double t0 = kn_now_ms();
     KN_TRY(kn_instance_create(s, dims, &in));
+    KN_VERBOSE("session: a new shape, %d steps prepared in %.2f ms", s->m->part.n_steps, kn_now_ms() - t0);
     in->last_used = ++s->clock;
     s->cache[s->n_cache++] = in;
     *out = in;
@@ -231,6 +234,7 @@ kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, i
  * saves the instantiation. */
 static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int count, void **spare, void **graph) {
     *graph = NULL;
+    double t0 = kn_now_ms();
     KN_TRY(s->be->record_begin(s->ctx));
     kiln_status st = kn_instance_run_eager(s, in, first, count);
     void *g = NULL;
@@ -241,6 +245,8 @@ static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int co
     }
     if (end != KILN_OK) return end;
     s->counters.captures++;
+    double t_rec = kn_now_ms();
+    const char *how = "instantiated";
     if (*spare && s->be->graph_update) {
         int updated = 0;
         kiln_status us = s->be->graph_update(s->ctx, *spare, g, &updated);
@@ -252,11 +258,14 @@ static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int co
             s->be->graph_free(s->ctx, g);
             g = *spare;
             s->counters.updates++;
+            how = "instantiated, then a spare graph updated in its place";
         } else {
             s->be->graph_free(s->ctx, *spare);
         }
         *spare = NULL;
     }
+    KN_VERBOSE("session: steps %d..%d recorded and %s in %.2f ms (+%.2f ms)", first, first + count - 1, how, t_rec - t0,
+               kn_now_ms() - t_rec);
     *graph = g;
     return KILN_OK;
 }

@@ -119,6 +119,22 @@ static kiln_status kc_run_tactic(kc_case *c, int tactic) {
 }
 static kiln_status kc_run(kc_case *c) { return kc_run_tactic(c, 0); }
 
+/* kc_run_tactic with a tactic key (NULL: none); writes the prepared state's own key to got. */
+static kiln_status kc_run_keyed(kc_case *c, int tactic, const char *key, char *got, size_t cap) {
+    const kn_kernel *k = be->engine_kernel(c->g, kc_node(c));
+    kn_kernel_args a = kc_args(c, tactic);
+    a.tactic_key = key;
+    void *state = NULL;
+    got[0] = 0;
+    if (k->prepare) KN_TRY(k->prepare(&a, &state));
+    a.state = state;
+    if (k->tactic_key && state && k->tactic_key(state, got, cap) <= 0) got[0] = 0;
+    kiln_status st = be->launch(ctx, k, &a);
+    if (st == KILN_OK) st = be->synchronize(ctx);
+    if (k->release && state) k->release(state);
+    return st;
+}
+
 static int kc_tactics(kc_case *c) {
     const kn_kernel *k = be->engine_kernel(c->g, kc_node(c));
     if (!k || !k->num_tactics) return 1;
@@ -341,6 +357,25 @@ static void conv_case(const conv_cfg *f) {
     snprintf(what, sizeof what, "%s graph replay, tactic %d", f->name, nt - 1);
     check(what, yg, ref, yn, tol);
     free(yg);
+    /* tactic keys: the engine config tactic 1 resolved to builds again from its key alone (with
+     * another tactic index given), and a key that does not build falls back to the index */
+    int tk = nt > 1 ? 1 : 0;
+    char key[KN_TACTIC_KEY_MAX], again[KN_TACTIC_KEY_MAX];
+    KT_OK(kc_run_keyed(&c, tk, NULL, key, sizeof key));
+    if (key[0]) {
+        KT_CHECK(kn_tactic_key_valid(key), "%s: tactic %d's key '%s' is valid", f->name, tk, key);
+        KT_OK(kc_run_keyed(&c, 0, key, again, sizeof again));
+        KT_CHECK(!strcmp(key, again), "%s: key %s built again (got '%s')", f->name, key, again);
+        float *yk = kc_fetch(&c, 0);
+        snprintf(what, sizeof what, "%s from key %.60s", f->name, key);
+        check(what, yk, ref, yn, tol);
+        free(yk);
+    }
+    KT_OK(kc_run_keyed(&c, tk, "cudnn1:f0:p0:e987654", again, sizeof again));
+    float *yb = kc_fetch(&c, 0);
+    snprintf(what, sizeof what, "%s with a key that does not build", f->name);
+    check(what, yb, ref, yn, tol);
+    free(yb);
     kc_end(&c);
     free(x); free(w); free(b); free(r); free(ref);
 }

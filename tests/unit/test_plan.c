@@ -207,7 +207,8 @@ static void check_same_module(const kiln_module *a, const kiln_module *b, int wa
     for (int s = 0; s < a->part.n_steps && s < b->part.n_steps; s++) {
         const kn_step *x = &a->part.steps[s], *y = &b->part.steps[s];
         KT_CHECK(x->node == y->node && x->segment == y->segment && x->kernel == y->kernel && x->tactic == y->tactic &&
-                     x->reason == y->reason && x->tactic_ms == y->tactic_ms, "step %d", s);
+                     x->reason == y->reason && x->tactic_ms == y->tactic_ms && !strcmp(x->tactic_key, y->tactic_key),
+                 "step %d", s);
     }
     KT_CHECK(a->arena_size == b->arena_size && a->peak_live == b->peak_live, "arena %zu/%zu vs %zu/%zu", a->arena_size,
              a->peak_live, b->arena_size, b->peak_live);
@@ -485,6 +486,54 @@ static void expect_load_fails(const uint8_t *data, size_t n, kiln_status code, c
  * is refused with a message; under ASan (make test-sanitize) any memory error fails the run.
  * fuzz_absent_output.kiln: a host-evaluated node with an absent optional output, whose buffer
  * shape inference freed before the node ran (a use after free). */
+/* Tactic keys (format 2): what a step's tactic resolved to goes through a save and a load, shows
+ * in the report, and a key with characters outside the allowed set is refused on load. The CPU
+ * kernels keep no keys, so the test sets them on the module. */
+static void test_tactic_keys(void) {
+    kiln_graph *g = make_graph();
+    kiln_module *m = compile(g);
+    if (!m) { kiln_graph_free(g); return; }
+    static const char key[] = "cudnn1:f1:p0:e12:k3=1,5=0";
+    snprintf(m->part.steps[0].tactic_key, sizeof m->part.steps[0].tactic_key, "%s", key);
+    void *d = NULL;
+    size_t n = 0;
+    KT_OK(kn_plan_save_memory(m, &d, &n));
+    kiln_module *l = NULL;
+    KT_OK(kn_plan_load_memory(d, n, 0, &l));
+    if (l) {
+        check_same_module(m, l, 1);
+        KT_CHECK(!strcmp(l->part.steps[0].tactic_key, key) && !l->part.steps[1].tactic_key[0],
+                 "the key came back ('%s'), the other steps have none", l->part.steps[0].tactic_key);
+        char *report = NULL;
+        KT_OK(kiln_module_report(l, true, &report));
+        KT_CHECK(report && strstr(report, "\"tactic_key\": \"cudnn1:f1:p0:e12:k3=1,5=0\""), "the JSON report shows the key");
+        kiln_free(report);
+        kiln_session *s = NULL; /* the CPU kernels ignore the key: the module still runs */
+        KT_OK(kiln_session_create(l, &s));
+        kiln_session *sm = NULL;
+        KT_OK(kiln_session_create(m, &sm));
+        if (s && sm) run_both(sm, s, 3);
+        kiln_session_free(s);
+        kiln_session_free(sm);
+    }
+    kiln_module_free(l);
+    kn_free(d);
+    static const char *const bad[] = {"has space", "quote\"d", "-"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(m->part.steps[0].tactic_key, sizeof m->part.steps[0].tactic_key, "%s", bad[i]);
+        d = NULL;
+        KT_OK(kn_plan_save_memory(m, &d, &n));
+        l = NULL;
+        kiln_status st = kn_plan_load_memory(d, n, 0, &l);
+        KT_CHECK(st == KILN_ERR_CORRUPT && !l && strstr(kiln_last_error(), "tactic key"),
+                 "key '%s' refused on load: %s (%s)", bad[i], kiln_status_name(st), kiln_last_error());
+        kiln_module_free(l);
+        kn_free(d);
+    }
+    kiln_module_free(m);
+    kiln_graph_free(g);
+}
+
 static void test_fuzz_regressions(void) {
 #ifdef KILN_PLAN_TEST_DATA
     static const char *const files[] = {"fuzz_absent_output.kiln"};
@@ -931,6 +980,7 @@ int main(void) {
     test_round_trip_resnet();
     test_refusals();
     test_fuzz_regressions();
+    test_tactic_keys();
     test_failed_save();
     test_mutations("elementwise", make_graph, compile);
     test_mutations("shape arithmetic", make_shape_graph, compile_shapes);

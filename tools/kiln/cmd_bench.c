@@ -26,6 +26,8 @@ typedef struct bench_result {
     int64_t iterations, warmup_runs;
     double warmup_ms, total_s;
     double first_run_ms; /* the session's first run at the shape: prepare, warm-up, record, launch */
+    double new_shape_ms; /* then the first run at a new shape in the same session (-1: not measured) */
+    int64_t new_shape_batch;
     double qps, items_per_s;
     stats latency, enqueue;
     double cv, enqueue_fraction;
@@ -108,10 +110,56 @@ static uint64_t reservoir_rand(uint64_t *s) { /* xorshift64 */
     return *s;
 }
 
+/* The first run at a new shape in a warm session (what a server sees when a request brings a batch
+ * size it has not run yet): dim 0 of every input at the batch whose profile lets it move goes to
+ * batch + 1 (batch - 1 at the max), with the inputs' data repeated. Sets r->new_shape_ms, or leaves
+ * -1 when no input can move; a failed run is reported and not fatal. */
+static void bench_new_shape(kiln_session *s, const kiln_module *m, const kc_inputs *in, int64_t batch, int n_out,
+                            bench_result *r) {
+    kiln_tensor inputs[KC_MAX_SHAPES], outs[KC_MAX_SHAPES];
+    void *bufs[KC_MAX_SHAPES] = {0};
+    int64_t nb = -1;
+    int n_in = in->n_tensors, moved = 0;
+    r->new_shape_ms = -1;
+    for (int k = 0; k < n_in; k++) {
+        kiln_io_info io;
+        inputs[k] = in->tensors[k];
+        if (kiln_module_input_info(m, k, &io) != KILN_OK || io.rank < 1 || inputs[k].rank < 1 || inputs[k].dims[0] != batch)
+            continue;
+        int64_t want = batch + 1 <= io.max[0] ? batch + 1 : batch - 1 >= io.min[0] ? batch - 1 : -1;
+        if (want < 0 || (nb >= 0 && want != nb)) continue;
+        nb = want;
+        size_t old_bytes = kiln_dtype_size(inputs[k].dtype), new_bytes;
+        for (int d = 0; d < inputs[k].rank; d++) old_bytes *= (size_t)inputs[k].dims[d];
+        new_bytes = old_bytes / (size_t)batch * (size_t)nb;
+        unsigned char *b = malloc(new_bytes ? new_bytes : 1);
+        if (!b) goto done;
+        for (size_t off = 0; old_bytes && off < new_bytes; off += old_bytes)
+            memcpy(b + off, inputs[k].data, new_bytes - off < old_bytes ? new_bytes - off : old_bytes);
+        bufs[k] = b;
+        inputs[k].data = b;
+        inputs[k].dims[0] = nb;
+        inputs[k].device = KILN_DEVICE_CPU;
+        moved++;
+    }
+    if (!moved) goto done;
+    memset(outs, 0, sizeof outs);
+    double t0 = kn_now_ms();
+    if (kiln_session_run(s, inputs, n_in, outs, n_out) != KILN_OK || kiln_session_synchronize(s) != KILN_OK) {
+        fprintf(stderr, "kiln bench: the run at batch %lld (a new shape) failed: %s\n", (long long)nb, kiln_last_error());
+        goto done;
+    }
+    r->new_shape_ms = kn_now_ms() - t0;
+    r->new_shape_batch = nb;
+done:
+    for (int k = 0; k < n_in; k++) free(bufs[k]);
+}
+
 static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode mode, const bench_opts *o,
                      bench_result *r) {
     memset(r, 0, sizeof *r);
     r->mode = mode;
+    r->new_shape_ms = -1;
     kiln_session *s = NULL;
     kiln_tensor inputs[KC_MAX_SHAPES], outs[KC_MAX_SHAPES];
     int n_in = in->n_tensors, n_out = kiln_module_num_outputs(m);
@@ -196,6 +244,7 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
     r->enqueue_bound = kiln_module_device(m) != KILN_DEVICE_CPU && r->enqueue_fraction >= 0.9;
     r->unstable = r->cv > 0.10;
     if (kiln_session_counters(s, &r->counters) != KILN_OK) rc = kiln_cli_fail("bench", "reading the counters");
+    if (rc == 0) bench_new_shape(s, m, in, o->batch, n_out, r);
 done:
     free(lat.v);
     free(enq.v);
@@ -206,6 +255,9 @@ done:
 static void print_result(const bench_result *r, kiln_device dev, int engine_blocks) {
     printf("=== cudagraphs %s ===\n", kc_cudagraphs_name(r->mode));
     printf("First run at this shape (prepare, record and instantiate where graphs are on): %.3f ms\n", r->first_run_ms);
+    if (r->new_shape_ms >= 0)
+        printf("First run at a new shape (batch %lld, after the timed runs, same session): %.3f ms\n",
+               (long long)r->new_shape_batch, r->new_shape_ms);
     printf("Warm-up: %d run%s in %.1f ms; timed: %lld iterations in %.3f s\n", (int)r->warmup_runs, r->warmup_runs == 1 ? "" : "s", r->warmup_ms,
            (long long)r->iterations, r->total_s);
     printf("Throughput: %.2f qps (inferences/s), %.2f items/s\n", r->qps, r->items_per_s);
@@ -274,6 +326,8 @@ static int write_json(const char *path, const char *model, kiln_device dev, cons
                    "\"first_run_ms\": %.9g, \"throughput_qps\": %.9g, \"throughput_items_per_s\": %.9g, ",
                 i ? "," : "", kc_cudagraphs_name(x->mode), (long long)x->iterations, (long long)x->warmup_runs,
                 x->total_s, x->first_run_ms, x->qps, x->items_per_s);
+        if (x->new_shape_ms >= 0)
+            fprintf(f, "\"new_shape_ms\": %.9g, \"new_shape_batch\": %lld, ", x->new_shape_ms, (long long)x->new_shape_batch);
         json_stats(f, "latency_ms", &x->latency);
         fprintf(f, ", ");
         json_stats(f, "enqueue_ms", &x->enqueue);
@@ -441,7 +495,10 @@ static void help(FILE *f) {
             "is --shapes unless --min/--opt/--max are given (then --shapes is the shape to run at).\n"
             "Inputs are seeded random data (or --input files) kept in the session's input slots, so\n"
             "no input is copied per run; outputs stay in the session's buffers. Iterations run one at a\n"
-            "time, each synchronized, timed by the host's monotonic clock.\n\n"
+            "time, each synchronized, timed by the host's monotonic clock. Also reported: the session's\n"
+            "first run, and, when the profile lets dim 0 move, the first run at batch + 1 (batch - 1 at the\n"
+            "max) in the same session after the timed runs: the cost of a new shape (prepare, record,\n"
+            "instantiate).\n\n"
             "options:\n"
             "  --shapes NAME:DIMS[,...]    the shapes to run at (default: the profile's opt shapes)\n"
             "  --cudagraphs off|block|whole|all\n"

@@ -54,6 +54,9 @@ typedef struct kn_conv_state {
     int cpad;    /* X and W padded to KN_CPAD channels into xpad / wpad (owned) */
     void *xpad, *wpad;
     knc_dwconv dw;
+    /* the engine config of the plan, "e<global index>[:k<knob>=<value>...]" (kn_dnn_cfg_key) */
+    char eng_key[KN_TACTIC_KEY_MAX];
+    const char *use_eng; /* set: build this engine config instead of asking the heuristics */
 } kn_conv_state;
 
 /* Drops the plan and the descriptors it was built from, to build another graph. */
@@ -263,6 +266,7 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
     int n_filtered = 0, n_nondet = 0, nondet_idx[KN_DNN_MAX_CFGS];
     int64_t count = 0, got = 0;
     kiln_status st = KILN_OK;
+    double t0 = kn_now_ms();
     *n = 0;
     KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur), done);
     KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph), done);
@@ -315,8 +319,8 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
     }
 done:
     KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d as "
-               "non-deterministic, %d kept",
-               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, *n);
+               "non-deterministic, %d kept, %.2f ms",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, *n, kn_now_ms() - t0);
     for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
         if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
     if (heur) cudnnBackendDestroyDescriptor(heur);
@@ -351,6 +355,102 @@ static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, size_t
     return 1;
 }
 
+/* ---- stored engine configs (tactic keys) ---------------------------------------------------------- */
+
+#define KN_DNN_MAX_KNOBS 24
+
+/* Writes "e<engine global index>[:k<knob type>=<value>...]" for an engine config: enough to build
+ * the same config on the same operation graph at another shape without a heuristics query. */
+static int kn_dnn_cfg_key(cudnnBackendDescriptor_t cfg, char *buf, size_t cap) {
+    cudnnBackendDescriptor_t eng = NULL, knobs[KN_DNN_MAX_KNOBS] = {0};
+    int64_t n = 0, gidx = -1, nk = 0;
+    int ok = 0;
+    buf[0] = 0;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS) return 0;
+    for (int i = 0; i < KN_DNN_MAX_KNOBS; i++)
+        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, &knobs[i]) != CUDNN_STATUS_SUCCESS) goto done;
+    if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &gidx) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, KN_DNN_MAX_KNOBS,
+                                 &nk, knobs) != CUDNN_STATUS_SUCCESS ||
+        gidx < 0 || nk < 0 || nk > KN_DNN_MAX_KNOBS)
+        goto done;
+    size_t len = (size_t)snprintf(buf, cap, "e%lld", (long long)gidx);
+    for (int64_t i = 0; i < nk && len < cap; i++) {
+        cudnnBackendKnobType_t type;
+        int64_t value = 0;
+        if (cudnnBackendGetAttribute(knobs[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &n, &type) !=
+                CUDNN_STATUS_SUCCESS ||
+            cudnnBackendGetAttribute(knobs[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &n, &value) !=
+                CUDNN_STATUS_SUCCESS)
+            goto done;
+        len += (size_t)snprintf(buf + len, cap - len, ":k%d=%lld", (int)type, (long long)value);
+    }
+    ok = len < cap;
+done:
+    for (int i = 0; i < KN_DNN_MAX_KNOBS; i++)
+        if (knobs[i]) cudnnBackendDestroyDescriptor(knobs[i]);
+    if (eng) cudnnBackendDestroyDescriptor(eng);
+    if (!ok) buf[0] = 0;
+    return ok;
+}
+
+/* Builds and finalizes the plan of the engine config `key` (kn_dnn_cfg_key) on `graph`; 0 when
+ * the key does not parse, the engine does not take this graph, or the plan does not finalize
+ * here (a knob value that this shape does not allow). */
+static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph, const char *key, size_t ws_limit,
+                                cudnnBackendDescriptor_t *plan, int64_t *ws) {
+    long long gidx = -1;
+    int used = 0, nk = 0, ok = 0;
+    int types[KN_DNN_MAX_KNOBS];
+    int64_t values[KN_DNN_MAX_KNOBS];
+    *plan = NULL;
+    if (sscanf(key, "e%lld%n", &gidx, &used) != 1 || gidx < 0) return 0;
+    for (const char *p = key + used; *p;) {
+        int t, u = 0;
+        long long v;
+        if (nk == KN_DNN_MAX_KNOBS || sscanf(p, ":k%d=%lld%n", &t, &v, &u) != 2 || u == 0) return 0;
+        types[nk] = t;
+        values[nk++] = (int64_t)v;
+        p += u;
+    }
+    cudnnBackendDescriptor_t eng = NULL, cfg = NULL, knobs[KN_DNN_MAX_KNOBS] = {0};
+    int64_t gi = gidx;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendSetAttribute(eng, CUDNN_ATTR_ENGINE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendSetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &gi) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendFinalize(eng) != CUDNN_STATUS_SUCCESS)
+        goto done;
+    for (int i = 0; i < nk; i++) {
+        cudnnBackendKnobType_t type = (cudnnBackendKnobType_t)types[i];
+        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, &knobs[i]) != CUDNN_STATUS_SUCCESS ||
+            cudnnBackendSetAttribute(knobs[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &type) !=
+                CUDNN_STATUS_SUCCESS ||
+            cudnnBackendSetAttribute(knobs[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &values[i]) !=
+                CUDNN_STATUS_SUCCESS ||
+            cudnnBackendFinalize(knobs[i]) != CUDNN_STATUS_SUCCESS)
+            goto done;
+    }
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg) != CUDNN_STATUS_SUCCESS ||
+        cudnnBackendSetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &eng) !=
+            CUDNN_STATUS_SUCCESS ||
+        (nk > 0 && cudnnBackendSetAttribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, nk,
+                                            knobs) != CUDNN_STATUS_SUCCESS) ||
+        cudnnBackendFinalize(cfg) != CUDNN_STATUS_SUCCESS)
+        goto done;
+    ok = kn_dnn_finalize(h, cfg, ws_limit, plan, ws);
+done:
+    if (cfg) cudnnBackendDestroyDescriptor(cfg);
+    for (int i = 0; i < nk; i++)
+        if (knobs[i]) cudnnBackendDestroyDescriptor(knobs[i]);
+    if (eng) cudnnBackendDestroyDescriptor(eng);
+    if (!ok) (void)cudaGetLastError();
+    return ok;
+}
+
 /* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs, then the fallback list as one
  * more tactic. Sets s->n_tactics; with want >= 0, finalizes the plan of tactic `want` (or, when
  * that one does not finalize here, of the first that does) into s->plan. */
@@ -362,6 +462,15 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
     cudnnBackendDescriptor_t ha[KN_DNN_MAX_HEUR], fb[KN_DNN_MAX_CFGS];
     int na = 0, nf = 0, have_fb = 0;
+    if (s->use_eng) { /* the stored engine config only: no heuristics query */
+        double t0 = kn_now_ms();
+        s->n_plans = kn_dnn_plan_from_key(h, graph, s->use_eng, ws_limit, &s->plan, &s->plan_ws);
+        s->n_tactics = s->n_plans;
+        if (s->n_plans) snprintf(s->eng_key, sizeof s->eng_key, "%s", s->use_eng);
+        KN_VERBOSE("cuda: stored engine config %s: %s in %.2f ms", s->use_eng, s->n_plans ? "plan made" : "no plan",
+                   kn_now_ms() - t0);
+        return KILN_OK;
+    }
     /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
      * most): the fallback list is read only when it is counted or needed */
     kiln_status st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_A, ha, KN_DNN_MAX_HEUR, &na);
@@ -379,7 +488,10 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
             if (k >= 0 && cand == t) continue;
             if (cand < na) {
                 n_tried++;
-                if (kn_dnn_finalize(h, ha[cand], ws_limit, &s->plan, &s->plan_ws)) break;
+                if (kn_dnn_finalize(h, ha[cand], ws_limit, &s->plan, &s->plan_ws)) {
+                    kn_dnn_cfg_key(ha[cand], s->eng_key, sizeof s->eng_key);
+                    break;
+                }
                 continue;
             }
             if (!have_fb) {
@@ -387,7 +499,10 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
                 have_fb = 1;
             }
             for (int j = 0; j < nf && !s->plan; j++, n_tried++)
-                if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) break;
+                if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) {
+                    kn_dnn_cfg_key(fb[j], s->eng_key, sizeof s->eng_key);
+                    break;
+                }
         }
         s->n_plans = s->plan != NULL;
         KN_VERBOSE("cuda: tactic %d of %d: %s after %d finalize attempt(s)", want, s->n_tactics,
@@ -534,13 +649,51 @@ static int kn_conv_cpad_eligible(const kn_kernel_args *a, const kn_conv_state *s
     return kn_attr_i(a->node, "group", 1) == 1 && x->dims[1] < KN_CPAD && w->dims[1] == x->dims[1];
 }
 
+/* The padded variant's buffers for this shape: xpad for X, wpad filled from W on the session's
+ * stream (prepare runs outside any capture), and the workspace of the plan. */
+static kiln_status kn_conv_cpad_buffers(const kn_kernel_args *a, kn_conv_state *s) {
+    const kn_tensor *x = &a->in[0], *w = &a->in[1];
+    if (!a->ctx || !w->data)
+        return kn_node_error(a->node, KILN_ERR_UNSUPPORTED, "the padded-channel convolution needs a session and its weight");
+    int64_t c = x->dims[1], rows_x = kn_tensor_numel(x) / c, rows_w = kn_tensor_numel(w) / c;
+    KN_TRY(kn_cuda_malloc(&s->xpad, (size_t)rows_x * KN_CPAD * 2, "a convolution's padded input"));
+    KN_TRY(kn_cuda_malloc(&s->wpad, (size_t)rows_w * KN_CPAD * 2, "a convolution's padded weight"));
+    KN_CU(knc_pad_channels8(w->data, s->wpad, (int)c, rows_w, kn_cuda_stream(a)));
+    s->cpad = 1;
+    return kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws);
+}
+
+/* The step from its tactic key "cudnn1:f<fused>:p<padded>:<engine config>": the graph variant
+ * and the engine config that won when the builder timed the tactic, built at this shape without
+ * a heuristics query (docs/DESIGN.md, "Convolution tactics"). An error when the key does not
+ * build here; the caller then prepares the tactic index as usual. */
+static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, const char *key) {
+    const kn_node *n = a->node;
+    int fused = -1, pad = -1, used = 0;
+    if (sscanf(key, "cudnn1:f%d:p%d:%n", &fused, &pad, &used) != 2 || used == 0 || fused < 0 || fused > 2 || pad < 0 ||
+        pad > 1)
+        return kn_node_error(n, KILN_ERR_UNSUPPORTED, "tactic key '%s' is not a cuDNN engine config", key);
+    if ((pad && !kn_conv_cpad_eligible(a, s, g)) || (fused && s->transpose) ||
+        (fused == 1 && s->act != KN_ACT_NONE && kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) < 0))
+        return kn_node_error(n, KILN_ERR_UNSUPPORTED, "tactic key '%s' does not fit this convolution", key);
+    kn_conv_geom pg = *g;
+    if (pad) pg.x[1] = pg.w[1] = KN_CPAD;
+    s->use_eng = key + used;
+    kiln_status st = kn_conv_build(a, s, &pg, fused, 0);
+    s->use_eng = NULL;
+    KN_TRY(st);
+    if (!s->plan) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "the stored engine config does not build at this shape");
+    s->fused = fused;
+    if (pad) return kn_conv_cpad_buffers(a, s);
+    return a->ctx ? kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws) : KILN_OK;
+}
+
 /* The padded variant, tactic `inner` of its graph: the fused graph where an engine takes it,
  * else the convolution alone with kiln's epilogue. Allocates xpad for this shape and fills wpad
  * from W on the session's stream (prepare runs outside any capture). */
 static kiln_status kn_conv_plan_cpad(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, int inner) {
     const kn_node *n = a->node;
-    const kn_tensor *x = &a->in[0], *w = &a->in[1];
-    if (!a->ctx || !w->data)
+    if (!a->ctx || !a->in[1].data)
         return kn_node_error(n, KILN_ERR_UNSUPPORTED, "the padded-channel convolution needs a session and its weight");
     kn_conv_geom pg = *g;
     pg.x[1] = pg.w[1] = KN_CPAD;
@@ -554,12 +707,7 @@ static kiln_status kn_conv_plan_cpad(const kn_kernel_args *a, kn_conv_state *s, 
     }
     if (s->n_plans == 0 || (a->timing && inner >= s->n_tactics))
         return kn_node_error(n, KILN_ERR_UNSUPPORTED, "padded-channel tactic %d is not offered at this shape", inner);
-    int64_t c = x->dims[1], rows_x = kn_tensor_numel(x) / c, rows_w = kn_tensor_numel(w) / c;
-    KN_TRY(kn_cuda_malloc(&s->xpad, (size_t)rows_x * KN_CPAD * 2, "a convolution's padded input"));
-    KN_TRY(kn_cuda_malloc(&s->wpad, (size_t)rows_w * KN_CPAD * 2, "a convolution's padded weight"));
-    KN_CU(knc_pad_channels8(w->data, s->wpad, (int)c, rows_w, kn_cuda_stream(a)));
-    s->cpad = 1;
-    KN_TRY(kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws));
+    KN_TRY(kn_conv_cpad_buffers(a, s));
     KN_VERBOSE("cuda: %s '%s': padded to %d channels, tactic %d of %d, %s", kn_op_name(n->op), n->name ? n->name : "",
                KN_CPAD, inner, s->n_tactics, s->fused ? "bias/residual/activation fused" : "epilogue by kiln");
     return KILN_OK;
@@ -570,6 +718,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     *state = NULL;
     kn_cuda_set_node(a->node);
     const kn_node *n = a->node;
+    double t_prep = kn_now_ms();
     kn_conv_state *s = kn_calloc(1, sizeof *s);
     if (!s) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory preparing a convolution");
     s->transpose = n->op == KN_OP_ConvTranspose;
@@ -593,6 +742,27 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     if (kn_tensor_numel(&a->in[0]) == 0 || kn_tensor_numel(&a->out[0]) == 0) {
         *state = s; /* an empty batch: nothing for cuDNN, run does nothing */
         return KILN_OK;
+    }
+    if (a->tactic_key && !a->timing && want >= 0) {
+        double t0 = kn_now_ms();
+        st = kn_conv_plan_keyed(a, s, &g, a->tactic_key);
+        if (st == KILN_OK) {
+            KN_VERBOSE("cuda: %s '%s': stored engine %s, %s, prepared in %.2f ms", kn_op_name(n->op), n->name ? n->name : "",
+                       a->tactic_key, s->cpad ? "padded" : "unpadded", kn_now_ms() - t0);
+            *state = s;
+            return KILN_OK;
+        }
+        if (st == KILN_ERR_OUT_OF_MEMORY) goto fail;
+        KN_VERBOSE("cuda: %s '%s': stored engine %s not used here (%s); tactic %d from the heuristics", kn_op_name(n->op),
+                   n->name ? n->name : "", a->tactic_key, kiln_last_error(), want);
+        kn_clear_error();
+        st = KILN_OK;
+        kn_conv_drop_plans(s);
+        if (s->xpad) cudaFree(s->xpad);
+        if (s->wpad) cudaFree(s->wpad);
+        s->xpad = s->wpad = NULL;
+        s->fused = s->cpad = 0;
+        s->eng_key[0] = 0;
     }
     /* An NHWC f16/bf16 depthwise convolution has kiln's kernel as tactic 0 and cuDNN's as 1..n
      * (eligibility depends on the node and the dtype only, so the numbering is the same at every
@@ -666,8 +836,10 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         goto fail;
     }
     if (a->ctx) KN_CHECK_GOTO(st, kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws), fail);
-    KN_VERBOSE("cuda: %s '%s': tactic %d of %d, %s", kn_op_name(n->op), n->name ? n->name : "", want, s->n_tactics,
-               s->fused == 1 ? "bias/residual/activation fused" : s->fused == 2 ? "bias/residual fused, activation by kiln" : "epilogue by kiln");
+    KN_VERBOSE("cuda: %s '%s': tactic %d of %d, %s, prepared in %.2f ms", kn_op_name(n->op), n->name ? n->name : "", want,
+               s->n_tactics,
+               s->fused == 1 ? "bias/residual/activation fused" : s->fused == 2 ? "bias/residual fused, activation by kiln" : "epilogue by kiln",
+               kn_now_ms() - t_prep);
     *state = s;
     return KILN_OK;
 fail:
@@ -680,6 +852,15 @@ static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
     kiln_status st = kn_conv_plan(a, a->tactic > 0 ? a->tactic : 0, &s);
     *state = s;
     return st;
+}
+
+/* "cudnn1:f<fused>:p<padded>:<engine config>" of a step prepared on a cuDNN plan; kiln's own
+ * depthwise kernel and an empty batch keep none. */
+static int kn_conv_tactic_key(const void *state, char *buf, size_t cap) {
+    const kn_conv_state *s = state;
+    if (!s || !s->plan || !s->eng_key[0]) return 0;
+    int n = snprintf(buf, cap, "cudnn1:f%d:p%d:%s", s->fused, s->cpad, s->eng_key);
+    return n > 0 && (size_t)n < cap ? n : 0;
 }
 
 static int kn_conv_num_tactics(const kn_kernel_args *a) {
@@ -783,7 +964,7 @@ static int kn_sup_conv(const kn_graph *g, const kn_node *n) {
 
 void kn_cuda_register_conv(kn_cuda_op *t) {
     kn_kernel k = {.name = "cudnn.conv", .run = kn_conv_run, .prepare = kn_conv_prepare, .release = kn_conv_state_free,
-                   .num_tactics = kn_conv_num_tactics};
+                   .num_tactics = kn_conv_num_tactics, .tactic_key = kn_conv_tactic_key};
     t[KN_OP_Conv] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
     k.name = "cudnn.conv_transpose";
     t[KN_OP_ConvTranspose] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
