@@ -157,6 +157,30 @@ done:
     return st;
 }
 
+/* Views (docs/DESIGN.md, "Views"): root[v] is the value whose memory v takes, v itself when v
+ * has its own. A view step's output aliases its input when both live in the arena (a graph input
+ * or a device step's output: constants and host-known values keep the copy), their bytes agree
+ * at every shape of the profile, and the output is not a graph output that would alias a graph
+ * input (the user may rewrite the input slot while still reading the output). Steps run in
+ * topological order, so a chain of views resolves to its first non-view value. */
+static void kn_find_view_roots(const kiln_module *m, kn_shapes sh[3], const kn_mem_request *req, int *root) {
+    const kn_graph *g = m->graph;
+    for (int v = 0; v < g->n_values; v++) root[v] = v;
+    for (int s = 0; s < m->part.n_steps; s++) {
+        const kn_node *nd = &g->nodes[m->part.steps[s].node];
+        if (!kn_node_is_view(nd)) continue;
+        int x = nd->in[0], y = nd->out[0];
+        if (!req[x].bytes || !req[y].bytes || root[y] != y) continue;
+        int same = 1;
+        for (int p = 0; p < 3; p++)
+            same &= sh[p].vals[x].dtype == sh[p].vals[y].dtype &&
+                    kn_tensor_bytes(&sh[p].vals[x]) == kn_tensor_bytes(&sh[p].vals[y]);
+        int r = root[x];
+        if (!same || ((g->values[r].flags & KN_VALUE_INPUT) && (g->values[y].flags & KN_VALUE_OUTPUT))) continue;
+        root[y] = r;
+    }
+}
+
 /* Offsets for every value that lives in the arena: graph inputs and outputs of device steps. */
 static kiln_status kn_plan_memory(kiln_module *m, kn_shapes sh[3]) {
     kn_graph *g = m->graph;
@@ -204,7 +228,28 @@ static kiln_status kn_plan_memory(kiln_module *m, kn_shapes sh[3]) {
             if (last > req[v].last) req[v].last = last;
         }
     }
+    int *root = kn_malloc(((size_t)n + 1) * sizeof *root);
+    if (!root) {
+        kn_free(req); kn_free(step_of_node);
+        return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory planning memory");
+    }
+    kn_find_view_roots(m, sh, req, root);
+    /* an alias takes no memory of its own: its root lives until the last use of every alias */
+    for (int v = 0; v < n; v++) {
+        int r = root[v];
+        if (r == v) continue;
+        if (req[v].first < req[r].first) req[r].first = req[v].first;
+        if (req[v].last > req[r].last) req[r].last = req[v].last;
+        if (req[v].bytes > req[r].bytes) req[r].bytes = req[v].bytes;
+        req[v].bytes = 0;
+    }
     kiln_status st = kn_memory_plan(req, n, 256, m->offset, &m->arena_size, &m->peak_live);
+    if (st == KILN_OK) {
+        for (int v = 0; v < n; v++)
+            if (root[v] != v) m->offset[v] = m->offset[root[v]];
+        kn_mark_views(m);
+    }
+    kn_free(root);
     kn_free(req);
     kn_free(step_of_node);
     return st;
@@ -440,8 +485,9 @@ kiln_status kiln_module_report(const kiln_module *m, bool json, char **out) {
             const kn_node *nd = &g->nodes[st->node];
             kn_sb_printf(&sb, "%s\n  {\"op\": \"%s\", \"name\": ", s ? "," : "", kn_op_name(nd->op));
             kn_sb_json_str(&sb, nd->name);
-            kn_sb_printf(&sb, ", \"segment\": %d, \"kernel\": \"%s\", \"tactic\": %d, \"tactic_ms\": %.4f", st->segment,
-                         st->kernel ? st->kernel->name : "-", st->tactic, st->tactic_ms);
+            kn_sb_printf(&sb, ", \"segment\": %d, \"kernel\": \"%s\", \"tactic\": %d, \"tactic_ms\": %.4f, \"view\": %s",
+                         st->segment, st->kernel ? st->kernel->name : "-", st->tactic, st->tactic_ms,
+                         st->view ? "true" : "false");
             if (st->tactic_key[0]) kn_sb_printf(&sb, ", \"tactic_key\": \"%s\"", st->tactic_key); /* printable, no quotes */
             kn_sb_puts(&sb, "}");
         }
@@ -455,17 +501,21 @@ kiln_status kiln_module_report(const kiln_module *m, bool json, char **out) {
     for (int k = 0; k < m->n_inputs; k++) kn_io_report(&m->inputs[k], "input ", 0, 0, &sb);
     for (int k = 0; k < m->n_outputs; k++) kn_io_report(&m->outputs[k], "output", 0, 0, &sb);
     kn_partition_report(g, &m->part, 0, &sb);
-    kn_sb_printf(&sb, "memory plan: arena %.3f MiB, peak live %.3f MiB (%.1f%% over the lower bound)\n",
+    int n_views = 0;
+    for (int s = 0; s < m->part.n_steps; s++) n_views += m->part.steps[s].view;
+    kn_sb_printf(&sb, "memory plan: arena %.3f MiB, peak live %.3f MiB (%.1f%% over the lower bound), %d view%s\n",
                  (double)m->arena_size / 1048576.0, (double)m->peak_live / 1048576.0,
-                 m->peak_live ? 100.0 * ((double)m->arena_size / (double)m->peak_live - 1.0) : 0.0);
+                 m->peak_live ? 100.0 * ((double)m->arena_size / (double)m->peak_live - 1.0) : 0.0, n_views,
+                 n_views == 1 ? "" : "s");
     kn_sb_puts(&sb, "steps:\n");
     for (int s = 0; s < m->part.n_steps; s++) {
         const kn_step *st = &m->part.steps[s];
         const kn_node *nd = &g->nodes[st->node];
         kn_sb_printf(&sb, "  %4d [seg %d] %-20s %-32s %s", s, st->segment, kn_op_name(nd->op), nd->name,
-                     st->kernel ? st->kernel->name : "-");
-        if (st->tactic_ms > 0) kn_sb_printf(&sb, " tactic %d (%.4f ms)", st->tactic, st->tactic_ms);
-        if (st->tactic_key[0]) kn_sb_printf(&sb, " %s", st->tactic_key);
+                     st->view ? "view" : st->kernel ? st->kernel->name : "-");
+        if (st->view) kn_sb_printf(&sb, " (aliases '%s': no work)", g->values[nd->in[0]].name);
+        else if (st->tactic_ms > 0) kn_sb_printf(&sb, " tactic %d (%.4f ms)", st->tactic, st->tactic_ms);
+        if (!st->view && st->tactic_key[0]) kn_sb_printf(&sb, " %s", st->tactic_key);
         kn_sb_puts(&sb, "\n");
     }
     return kn_sb_finish(&sb, out);

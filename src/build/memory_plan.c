@@ -79,3 +79,26 @@ kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64
     kn_free(idx); kn_free(placed); kn_free(conflicts);
     return KILN_OK;
 }
+
+/* ---- views ---------------------------------------------------------------------------------- */
+
+int kn_node_is_view(const kn_node *n) {
+    if (!n || n->n_in < 1 || n->n_out != 1 || n->in[0] < 0 || n->out[0] < 0) return 0;
+    switch (n->op) {
+    case KN_OP_Reshape:
+    case KN_OP_Flatten:
+    case KN_OP_Squeeze:
+    case KN_OP_Unsqueeze: return 1;
+    case KN_OP_Identity: return !kn_node_attr(n, "kiln.to_layout"); /* a layout change is a transpose */
+    default: return 0;
+    }
+}
+
+void kn_mark_views(kiln_module *m) {
+    const kn_graph *g = m->graph;
+    for (int s = 0; s < m->part.n_steps; s++) {
+        kn_step *st = &m->part.steps[s];
+        const kn_node *nd = &g->nodes[st->node];
+        st->view = kn_node_is_view(nd) && m->offset[nd->out[0]] >= 0 && m->offset[nd->out[0]] == m->offset[nd->in[0]];
+    }
+}

@@ -39,6 +39,8 @@ typedef struct kn_step {
     kn_break_reason reason; /* for fallback steps */
     float tactic_ms;      /* measured time of the chosen tactic at the opt shape (0 if untimed) */
     char tactic_key[KN_TACTIC_KEY_MAX]; /* the kernel's tactic_key for it ("" when none) */
+    int view;             /* a view: its output shares its input's memory, the step does no work
+                           * (derived from the memory plan by kn_mark_views, not stored) */
 } kn_step;
 
 /* The partition of a graph's device nodes (host-evaluated nodes excluded). */
@@ -111,6 +113,12 @@ typedef struct kn_mem_request {
 } kn_mem_request;
 kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64_t *offsets,
                            size_t *arena_size, size_t *peak_live);
+
+/* Views (docs/DESIGN.md, "Views"): ops whose output is the input's bytes in the same order
+ * (Reshape, Flatten, Squeeze, Unsqueeze, Identity without kiln.to_layout). */
+int kn_node_is_view(const kn_node *n);
+/* Sets steps[s].view where the plan gives a view step's output its input's offset. */
+void kn_mark_views(kiln_module *m);
 
 /* Graph-level precision lowering (fp16/bf16 storage inside the graph, casts at the edges). */
 kiln_status kn_lower_precision(kn_graph *g, kiln_precision p);

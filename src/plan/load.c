@@ -647,6 +647,23 @@ static kiln_status kn_load_memory_plan(kn_loader *L) {
     }
     for (int k = 0; k < g->n_inputs; k++)
         if (m->offset[g->inputs[k]] < 0) return kn_corrupt("input '%s' has no place in the arena", g->values[g->inputs[k]].name);
+    /* a step's output meets its inputs' lifetimes, so it shares an offset with one of them only
+     * as a view (docs/engine-format.md, MEMP): the output of a view op on its input 0 */
+    for (int s = 0; s < m->part.n_steps; s++) {
+        const kn_node *nd = &g->nodes[m->part.steps[s].node];
+        for (int k = 0; k < nd->n_out; k++) {
+            int y = nd->out[k];
+            if (y < 0 || m->offset[y] < 0) continue;
+            for (int j = 0; j < nd->n_in; j++) {
+                int x = nd->in[j];
+                if (x < 0 || m->offset[x] != m->offset[y] || (kn_node_is_view(nd) && j == 0 && k == 0)) continue;
+                return kn_corrupt("output '%s' of node '%s' shares arena offset %lld with its input '%s': only a view "
+                                  "(Reshape, Flatten, Squeeze, Unsqueeze, Identity) may alias its input",
+                                  g->values[y].name, nd->name, (long long)m->offset[y], g->values[x].name);
+            }
+        }
+    }
+    kn_mark_views(m);
     return kn_section_done(r, "MEMP");
 }
 

@@ -61,9 +61,14 @@ static void *kn_prof_record(kiln_session *s, kn_instance *in, int i) {
 
 static kiln_status kn_prof_step(kiln_session *s, kn_instance *in, int i, int runs, double *t, kn_profile_entry *e) {
     const kn_kernel *k = s->m->part.steps[i].kernel;
+    e->step = i;
+    if (kn_step_noop(s->m, in, i)) { /* a view: the run launches nothing for it */
+        e->view = 1;
+        e->ms = 0;
+        return KILN_OK;
+    }
     void *g = kn_prof_record(s, in, i);
     kiln_status st = KILN_OK;
-    e->step = i;
     e->graphed = g != NULL;
     /* one untimed round first: instantiation, caches */
     if (g) st = s->be->graph_launch(s->ctx, g);
@@ -186,8 +191,9 @@ kiln_status kiln_session_profile(kiln_session *s, const kiln_tensor *inputs, int
             kn_sb_json_str(&sb, nd->name ? nd->name : "");
             kn_sb_printf(&sb, ", \"kernel\": ");
             kn_sb_json_str(&sb, st->kernel->name);
-            kn_sb_printf(&sb, ", \"tactic\": %d, \"segment\": %d, \"ms\": %.9f, \"share\": %.6f, \"graphed\": %s}", st->tactic,
-                         st->segment, e->ms, p.sum_ms > 0 ? e->ms / p.sum_ms : 0, e->graphed ? "true" : "false");
+            kn_sb_printf(&sb, ", \"tactic\": %d, \"segment\": %d, \"ms\": %.9f, \"share\": %.6f, \"graphed\": %s, \"view\": %s}",
+                         st->tactic, st->segment, e->ms, p.sum_ms > 0 ? e->ms / p.sum_ms : 0, e->graphed ? "true" : "false",
+                         e->view ? "true" : "false");
         }
         kn_sb_printf(&sb, "\n], \"sum_ms\": %.6f, \"end_to_end_ms\": %.6f, \"end_to_end_runs\": %d, \"cudagraphs\": \"%s\"}\n",
                      p.sum_ms, p.e2e_ms, p.e2e_runs, kn_mode_name(p.mode));
@@ -202,8 +208,9 @@ kiln_status kiln_session_profile(kiln_session *s, const kiln_tensor *inputs, int
             const kn_step *st = &m->part.steps[e->step];
             const kn_node *nd = &g->nodes[st->node];
             kn_sb_printf(&sb, "%11.3f %6.1f%% %5d  %-18s %-22s %6d  %s%s\n", 1e3 * e->ms,
-                         p.sum_ms > 0 ? 100.0 * e->ms / p.sum_ms : 0.0, e->step, kn_op_name(nd->op), st->kernel->name,
-                         st->tactic, nd->name ? nd->name : "", e->graphed ? "" : " (eager)");
+                         p.sum_ms > 0 ? 100.0 * e->ms / p.sum_ms : 0.0, e->step, kn_op_name(nd->op),
+                         e->view ? "view" : st->kernel->name, st->tactic, nd->name ? nd->name : "",
+                         e->view ? " (aliases its input: no launch)" : e->graphed ? "" : " (eager)");
         }
         kn_sb_printf(&sb,
                      "sum of steps: %.4f ms; end to end (kiln_session_run + synchronize, cudagraphs %s, median of %d): "

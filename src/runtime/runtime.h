@@ -53,6 +53,8 @@ struct kiln_session {
 kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_RANK], kn_instance **out);
 /* Runs every step eagerly (no graphs). */
 kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count);
+/* Step i of this instance is a view whose output is its input's memory: it is not launched. */
+int kn_step_noop(const kiln_module *m, const kn_instance *in, int i);
 
 /* A per-step profile (src/runtime/profile.c): the device time of every step, median over runs;
  * a step whose kernel can be captured is timed as a recorded graph of `repeat` launches of it
@@ -61,6 +63,7 @@ typedef struct kn_profile_entry {
     int step;
     double ms;   /* per launch */
     int graphed; /* timed from a recorded graph */
+    int view;    /* a view: not launched, 0 ms */
 } kn_profile_entry;
 
 typedef struct kn_profile {

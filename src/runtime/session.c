@@ -212,9 +212,15 @@ kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_
     return KILN_OK;
 }
 
+int kn_step_noop(const kiln_module *m, const kn_instance *in, int i) {
+    const kn_kernel_args *a = &in->args[i];
+    return m->part.steps[i].view && a->n_in > 0 && a->n_out > 0 && a->in[0].data == a->out[0].data;
+}
+
 kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count) {
     const kiln_module *m = s->m;
     for (int i = first; i < first + count; i++) {
+        if (kn_step_noop(m, in, i)) continue; /* a view: nothing to launch, nothing to record */
         kiln_status st = s->be->launch(s->ctx, m->part.steps[i].kernel, &in->args[i]);
         if (st != KILN_OK) return kn_error_context(st, "step %d", i);
     }
