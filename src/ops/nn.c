@@ -294,7 +294,14 @@ static kiln_status kn_check_gemm(const kn_graph *g, const kn_node *n) {
     return kn_check_act(n);
 }
 
-static kiln_status kn_check_matmul(const kn_graph *g, const kn_node *n) { return kn_check_act(n); }
+static kiln_status kn_check_matmul(const kn_graph *g, const kn_node *n) {
+    KN_TRY(kn_check_01(n, "kiln.trans_a"));
+    KN_TRY(kn_check_01(n, "kiln.trans_b"));
+    const kn_attr *al = kn_node_attr(n, "kiln.alpha");
+    if (al && (al->type != KILN_ATTR_FLOAT || !isfinite(al->f)))
+        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'kiln.alpha' must be a finite float");
+    return kn_check_act(n);
+}
 
 /* ---- shape helpers --------------------------------------------------------------------------------- */
 
@@ -595,9 +602,26 @@ static kiln_status kn_infer_gemm(kn_infer_ctx *c) {
     return KILN_OK;
 }
 
+/* The fused form's kiln.trans_a / kiln.trans_b: the operand as the product reads it, its last two
+ * dims swapped (it must have two). */
+static kiln_status kn_matmul_operand(const kn_node *n, const kn_tensor *t, const char *flag, const char *what,
+                                     kn_tensor *view) {
+    *view = *t;
+    if (!kn_attr_i(n, flag, 0)) return KILN_OK;
+    if (t->rank < 2)
+        return kn_node_error(n, KILN_ERR_SHAPE, "input '%s' has rank %d; attribute '%s' needs rank >= 2", what,
+                             t->rank, flag);
+    view->dims[t->rank - 1] = t->dims[t->rank - 2];
+    view->dims[t->rank - 2] = t->dims[t->rank - 1];
+    return KILN_OK;
+}
+
 static kiln_status kn_infer_matmul(kn_infer_ctx *c) {
     const kn_node *n = c->node;
-    const kn_tensor *a = &c->in[0], *b = &c->in[1];
+    kn_tensor av, bv;
+    KN_TRY(kn_matmul_operand(n, &c->in[0], "kiln.trans_a", "A", &av));
+    KN_TRY(kn_matmul_operand(n, &c->in[1], "kiln.trans_b", "B", &bv));
+    const kn_tensor *a = &av, *b = &bv;
     char ba[96], bb[96];
     if (!kn_dtype_is_float(a->dtype) && a->dtype != KILN_I32 && a->dtype != KILN_I64)
         return kn_node_error(n, KILN_ERR_DTYPE, "input 'A' must be a float, int32 or int64 tensor, got %s",
