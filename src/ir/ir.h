@@ -55,7 +55,14 @@ typedef struct kn_attr {
     kn_host_tensor *tensor;
 } kn_attr;
 
-/* Activation fused into a node's epilogue by the passes (attribute "kiln.act"). */
+/* Fused forms the passes make (docs/DESIGN.md, "Fused forms"); kernels must honour them:
+ * - "kiln.act" (enum below) with "kiln.act_alpha"/"kiln.act_beta": an epilogue activation;
+ * - Conv input 3: a residual added before the activation; MatMul input 2: a broadcast bias;
+ * - MatMul "kiln.trans_a"/"kiln.trans_b" = 1: that input is read with its last two dims swapped;
+ *   "kiln.alpha" (float): Y = act(alpha * op(A) op(B) + bias);
+ * - LayerNormalization input 3 with "kiln.residual" = 1: a tensor like X added to X before
+ *   normalizing.
+ * Activation fused into a node's epilogue by the passes (attribute "kiln.act"). */
 typedef enum kn_act {
     KN_ACT_NONE = 0,
     KN_ACT_RELU,

@@ -2,7 +2,8 @@
  * LayerNormalization, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul.
  * Attribute checks, shape inference and the window geometry the kernels share (nn.h).
  * Semantics: the latest ONNX definition at opset <= 21, plus kiln's fused forms (a Conv residual
- * input, a MatMul bias input, the "kiln.act" epilogue). Where the spec is loose, kiln follows
+ * input, a MatMul bias input, MatMul's kiln.trans_a/kiln.trans_b/kiln.alpha, a LayerNormalization
+ * residual input with kiln.residual, the "kiln.act" epilogue). Where the spec is loose, kiln follows
  * ONNX's reference implementation and node test data (checked in tests/unit/test_ops_nn_onnx.c):
  * - pools with ceil_mode drop a last window that would start in the end padding (as PyTorch);
  * - AveragePool's count_include_pad counts the taps inside the padded extent, not beyond it;
@@ -285,6 +286,13 @@ static kiln_status kn_check_layernorm(const kn_graph *g, const kn_node *n) {
         return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
                              "attribute 'stash_type' is %lld; expected an ONNX float type (1, 10, 11 or 16)",
                              (long long)st);
+    /* the fused form: input 3 is a residual added to X before normalizing, only with kiln.residual = 1 */
+    KN_TRY(kn_check_01(n, "kiln.residual"));
+    int has_res = n->n_in > 3 && n->in[3] >= 0;
+    if (has_res != (kn_attr_i(n, "kiln.residual", 0) == 1))
+        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
+                             has_res ? "has a 4th input; LayerNormalization takes 2 or 3 (X, Scale, B)"
+                                     : "has attribute 'kiln.residual' but no residual input");
     return KILN_OK;
 }
 
@@ -294,7 +302,14 @@ static kiln_status kn_check_gemm(const kn_graph *g, const kn_node *n) {
     return kn_check_act(n);
 }
 
-static kiln_status kn_check_matmul(const kn_graph *g, const kn_node *n) { return kn_check_act(n); }
+static kiln_status kn_check_matmul(const kn_graph *g, const kn_node *n) {
+    KN_TRY(kn_check_01(n, "kiln.trans_a"));
+    KN_TRY(kn_check_01(n, "kiln.trans_b"));
+    const kn_attr *al = kn_node_attr(n, "kiln.alpha");
+    if (al && (al->type != KILN_ATTR_FLOAT || !isfinite(al->f)))
+        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'kiln.alpha' must be a finite float");
+    return kn_check_act(n);
+}
 
 /* ---- shape helpers --------------------------------------------------------------------------------- */
 
@@ -539,6 +554,16 @@ static kiln_status kn_infer_layernorm(kn_infer_ctx *c) {
     KN_TRY(kn_norm_axis(n, kn_attr_i(n, "axis", -1), x->rank, &axis));
     KN_TRY(kn_expect_norm_param(n, &c->in[1], "Scale", x, axis));
     if (c->n_in > 2 && kn_tensor_present(&c->in[2])) KN_TRY(kn_expect_norm_param(n, &c->in[2], "B", x, axis));
+    if (c->n_in > 3 && kn_tensor_present(&c->in[3])) {
+        const kn_tensor *r = &c->in[3];
+        char br[96], bx[96];
+        KN_TRY(kn_same_dtype(n, r, "residual", x));
+        int same = r->rank == x->rank;
+        for (int i = 0; same && i < x->rank; i++) same = r->dims[i] == x->dims[i];
+        if (!same)
+            return kn_node_error(n, KILN_ERR_SHAPE, "input 3 (the fused residual) has dims %s, X has %s",
+                                 kn_dstr(r, br, sizeof br), kn_dstr(x, bx, sizeof bx));
+    }
     kn_infer_same_as(c, 0);
     kiln_dtype st = kn_stash_dtype(kn_attr_i(n, "stash_type", 1));
     if (st == KILN_DTYPE_INVALID)
@@ -595,9 +620,26 @@ static kiln_status kn_infer_gemm(kn_infer_ctx *c) {
     return KILN_OK;
 }
 
+/* The fused form's kiln.trans_a / kiln.trans_b: the operand as the product reads it, its last two
+ * dims swapped (it must have two). */
+static kiln_status kn_matmul_operand(const kn_node *n, const kn_tensor *t, const char *flag, const char *what,
+                                     kn_tensor *view) {
+    *view = *t;
+    if (!kn_attr_i(n, flag, 0)) return KILN_OK;
+    if (t->rank < 2)
+        return kn_node_error(n, KILN_ERR_SHAPE, "input '%s' has rank %d; attribute '%s' needs rank >= 2", what,
+                             t->rank, flag);
+    view->dims[t->rank - 1] = t->dims[t->rank - 2];
+    view->dims[t->rank - 2] = t->dims[t->rank - 1];
+    return KILN_OK;
+}
+
 static kiln_status kn_infer_matmul(kn_infer_ctx *c) {
     const kn_node *n = c->node;
-    const kn_tensor *a = &c->in[0], *b = &c->in[1];
+    kn_tensor av, bv;
+    KN_TRY(kn_matmul_operand(n, &c->in[0], "kiln.trans_a", "A", &av));
+    KN_TRY(kn_matmul_operand(n, &c->in[1], "kiln.trans_b", "B", &bv));
+    const kn_tensor *a = &av, *b = &bv;
     char ba[96], bb[96];
     if (!kn_dtype_is_float(a->dtype) && a->dtype != KILN_I32 && a->dtype != KILN_I64)
         return kn_node_error(n, KILN_ERR_DTYPE, "input 'A' must be a float, int32 or int64 tensor, got %s",
@@ -647,7 +689,7 @@ void kn_ops_register_nn(kn_op_def *t) {
     t[KN_OP_ConvTranspose] = (kn_op_def){"ConvTranspose", 2, 3, 1, 1, 0, P, kn_check_conv, kn_infer_conv_transpose};
     t[KN_OP_BatchNormalization] = (kn_op_def){"BatchNormalization", 5, 5, 1, 3, 0, P, kn_check_batchnorm, kn_infer_batchnorm};
     t[KN_OP_InstanceNormalization] = (kn_op_def){"InstanceNormalization", 3, 3, 1, 1, 0, P, NULL, kn_infer_instancenorm};
-    t[KN_OP_LayerNormalization] = (kn_op_def){"LayerNormalization", 2, 3, 1, 3, 0, P, kn_check_layernorm, kn_infer_layernorm};
+    t[KN_OP_LayerNormalization] = (kn_op_def){"LayerNormalization", 2, 4, 1, 3, 0, P, kn_check_layernorm, kn_infer_layernorm};
     t[KN_OP_MaxPool] = (kn_op_def){"MaxPool", 1, 1, 1, 2, 0, P, kn_check_pool, kn_infer_pool};
     t[KN_OP_AveragePool] = (kn_op_def){"AveragePool", 1, 1, 1, 1, 0, P, kn_check_pool, kn_infer_pool};
     t[KN_OP_GlobalAveragePool] = (kn_op_def){"GlobalAveragePool", 1, 1, 1, 1, 0, P, NULL, kn_infer_global_pool};

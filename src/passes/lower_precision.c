@@ -14,8 +14,8 @@ enum { KN_ONNX_FLOAT = 1, KN_ONNX_FLOAT16 = 10, KN_ONNX_BFLOAT16 = 16 };
 static int kn_keeps_f32(const kn_node *n, int k) {
     switch (n->op) {
     case KN_OP_BatchNormalization:
-    case KN_OP_LayerNormalization:
     case KN_OP_InstanceNormalization: return k >= 1;
+    case KN_OP_LayerNormalization: return k == 1 || k == 2; /* input 3 (the fused residual) is data */
     case KN_OP_Resize: return k == 1 || k == 2;
     default: return 0;
     }

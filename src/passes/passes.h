@@ -23,7 +23,9 @@ kiln_status kn_pass_cse(kn_graph *g, const kn_pass_options *opt, int *changed);
 kiln_status kn_pass_dce(kn_graph *g, const kn_pass_options *opt, int *changed);
 kiln_status kn_pass_fold_batchnorm(kn_graph *g, const kn_pass_options *opt, int *changed);
 kiln_status kn_pass_fuse_conv(kn_graph *g, const kn_pass_options *opt, int *changed);
+kiln_status kn_pass_fuse_matmul(kn_graph *g, const kn_pass_options *opt, int *changed);
 kiln_status kn_pass_fuse_gemm(kn_graph *g, const kn_pass_options *opt, int *changed);
+kiln_status kn_pass_fuse_norm(kn_graph *g, const kn_pass_options *opt, int *changed);
 /* kn_pass_layout_nhwc (layout_nhwc.c) is declared in build/module.h: compile.c calls it. */
 
 /* ---- helpers (src/passes/pass_util.c) ----------------------------------------------------------- */

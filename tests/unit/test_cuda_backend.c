@@ -476,6 +476,100 @@ static void matmul_case(const char *name, kiln_dtype dt, int nb, const int64_t *
     free(A); free(B); free(bv); free(ref);
 }
 
+/* MatMul's fused operand forms: kiln.trans_a / kiln.trans_b (A stored [.., K, M], B [.., N, K]) and
+ * kiln.alpha, with batch dims ab / bb of rank nb (1 = broadcast; B all ones: a 2-D B) and an
+ * optional [N] bias added after the scale. */
+static void matmul_fused_case(const char *name, kiln_dtype dt, int nb, const int64_t *ab, const int64_t *bb,
+                              int64_t M, int64_t K, int64_t N, int bias, int ta, int tb, float alpha) {
+    int64_t ob[4], na = 1, nbb = 1, no = 1;
+    for (int i = 0; i < nb; i++) {
+        ob[i] = ab[i] > bb[i] ? ab[i] : bb[i];
+        na *= ab[i]; nbb *= bb[i]; no *= ob[i];
+    }
+    float *A = rnd(na * M * K), *B = rnd(nbb * K * N), *bv = rnd(N);
+    round_to(A, na * M * K, dt); round_to(B, nbb * K * N, dt); round_to(bv, N, dt);
+    double *ref = malloc((size_t)(no * M * N) * sizeof *ref);
+    for (int64_t o = 0; o < no; o++) {
+        int64_t rem = o, ia = 0, ib = 0, sa = 1, sb = 1;
+        for (int d = nb - 1; d >= 0; d--) {
+            int64_t idx = rem % ob[d];
+            rem /= ob[d];
+            ia += (ab[d] == 1 ? 0 : idx) * sa;
+            ib += (bb[d] == 1 ? 0 : idx) * sb;
+            sa *= ab[d]; sb *= bb[d];
+        }
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)A[ia * M * K + (ta ? k * M + i : i * K + k)] * B[ib * K * N + (tb ? j * K + k : k * N + j)];
+                ref[(o * M + i) * N + j] = alpha * s + (bias ? bv[j] : 0);
+            }
+    }
+    kc_case c;
+    kc_begin(&c, "MatMul", name, bias ? 3 : 2, 1);
+    if (ta) KT_OK(kn_node_set_attr_int(kc_node(&c), "kiln.trans_a", 1));
+    if (tb) KT_OK(kn_node_set_attr_int(kc_node(&c), "kiln.trans_b", 1));
+    if (alpha != 1.0f) KT_OK(kn_node_set_attr_float(kc_node(&c), "kiln.alpha", alpha));
+    int64_t ad[6], bd[6], yd[6];
+    for (int i = 0; i < nb; i++) { ad[i] = ab[i]; bd[i] = bb[i]; yd[i] = ob[i]; }
+    ad[nb] = ta ? K : M; ad[nb + 1] = ta ? M : K;
+    bd[nb] = tb ? N : K; bd[nb + 1] = tb ? K : N;
+    yd[nb] = M; yd[nb + 1] = N;
+    int brank = nb + 2;
+    if (nbb == 1) { bd[0] = bd[nb]; bd[1] = bd[nb + 1]; brank = 2; } /* B without batch dims */
+    kc_in(&c, 0, dt, nb + 2, ad, A);
+    kc_in(&c, 1, dt, brank, bd, B);
+    int64_t nd1[1] = {N};
+    if (bias) kc_in(&c, 2, dt, 1, nd1, bv);
+    kc_out(&c, 0, dt, nb + 2, yd);
+    int nt = kc_tactics(&c);
+    for (int t = 0; t < nt; t++) {
+        KT_OK(kc_run_tactic(&c, t));
+        float *y = kc_fetch(&c, 0);
+        char what[128];
+        snprintf(what, sizeof what, "%s (tactic %d)", name, t);
+        check(what, y, ref, no * M * N, dt == KILN_F32 ? 1e-4 : 1e-2);
+        free(y);
+    }
+    kc_end(&c);
+    free(A); free(B); free(bv); free(ref);
+}
+
+/* LayerNormalization's fused residual (kiln.residual, input 3): LN(x + r) over the last dim. */
+static void layernorm_residual_case(kiln_dtype dt) {
+    int64_t d[3] = {2, 5, 256}, sd[1] = {256};
+    const int64_t rows = 10, len = 256, n = rows * len;
+    float *x = rnd(n), *r = rnd(n), *g = rnd(len), *b = rnd(len);
+    round_to(x, n, dt); round_to(r, n, dt);
+    double *ref = malloc((size_t)n * sizeof *ref);
+    for (int64_t i = 0; i < rows; i++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < len; j++) m += (double)x[i * len + j] + r[i * len + j];
+        m /= len;
+        for (int64_t j = 0; j < len; j++) {
+            double e = (double)x[i * len + j] + r[i * len + j] - m;
+            v += e * e;
+        }
+        v /= len;
+        for (int64_t j = 0; j < len; j++)
+            ref[i * len + j] = ((double)x[i * len + j] + r[i * len + j] - m) / sqrt(v + 1e-5) * g[j] + b[j];
+    }
+    kc_case c;
+    kc_begin(&c, "LayerNormalization", "ln_res", 4, 1);
+    KT_OK(kn_node_set_attr_int(kc_node(&c), "kiln.residual", 1));
+    kc_in(&c, 0, dt, 3, d, x);
+    kc_in(&c, 1, KILN_F32, 1, sd, g); /* the parameters stay f32 under precision lowering */
+    kc_in(&c, 2, KILN_F32, 1, sd, b);
+    kc_in(&c, 3, dt, 3, d, r);
+    kc_out(&c, 0, dt, 3, d);
+    KT_OK(kc_run(&c));
+    float *y = kc_fetch(&c, 0);
+    check(dt == KILN_F32 ? "LayerNormalization + residual f32" : "LayerNormalization + residual f16", y, ref, n,
+          dt == KILN_F32 ? 1e-4 : 2e-2);
+    free(y); kc_end(&c); free(x); free(r); free(g); free(b); free(ref);
+}
+
 /* ---- kiln kernels ------------------------------------------------------------------------------------ */
 
 static void add_broadcast_case(void) {
@@ -901,6 +995,17 @@ int main(void) {
             matmul_case("matmul A[1,1] x B[2,3] (stride 0)", KILN_F32, 2, b1, b23, 7, 9, 5, 0);
             matmul_case("matmul [2,1] x [1,3] (loop)", KILN_F32, 2, b21, b13, 4, 6, 8, 1);
             matmul_case("matmul fp16 batch", KILN_F16, 2, b23, b23, 16, 32, 8, 0);
+            /* fused operand forms (fuse_matmul) */
+            matmul_fused_case("matmul trans_b batch [2,3]", KILN_F32, 2, b23, b23, 7, 9, 5, 0, 0, 1, 1.0f);
+            matmul_fused_case("matmul trans_a x 2-D B (no fold)", KILN_F32, 2, b23, b1, 7, 9, 5, 1, 1, 0, 1.0f);
+            matmul_fused_case("matmul trans_a trans_b alpha .125", KILN_F32, 2, b23, b23, 8, 16, 8, 0, 1, 1, 0.125f);
+            matmul_fused_case("matmul [2,1] x [1,3] trans_b alpha +bias", KILN_F32, 2, b21, b13, 4, 6, 8, 1, 0, 1, 0.5f);
+            matmul_fused_case("matmul A[1,1] trans_a x B[2,3]", KILN_F32, 2, b1, b23, 7, 9, 5, 0, 1, 0, 2.0f);
+            matmul_fused_case("matmul 2-D B trans_b alpha +bias (folded)", KILN_F32, 2, b23, b1, 7, 9, 5, 1, 0, 1, 0.25f);
+            matmul_fused_case("matmul fp16 trans_b alpha (attention)", KILN_F16, 2, b13, b13, 128, 32, 128, 0, 0, 1, 0.1767767f);
+            matmul_fused_case("matmul bf16 trans_a alpha", KILN_BF16, 2, b23, b23, 16, 32, 8, 0, 1, 0, 0.5f);
+            layernorm_residual_case(KILN_F32);
+            layernorm_residual_case(KILN_F16);
             add_broadcast_case();
             ew_vector_cases();
             softmax_case(2);

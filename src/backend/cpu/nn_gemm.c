@@ -1,17 +1,19 @@
 /* CPU Gemm and MatMul through OpenBLAS sgemm, with kiln's fused epilogues (Gemm: C then the
- * activation; MatMul: a broadcast bias then the activation). f16/bf16 go through f32 scratch made
- * in prepare; f64 (and MatMul's int32/int64) use plain loops. */
+ * activation; MatMul: a broadcast bias then the activation) and MatMul's fused operand forms
+ * (kiln.trans_a / kiln.trans_b: the operand is read with its last two dims swapped, as sgemm's
+ * transpose flags; kiln.alpha: the product is scaled before the bias). f16/bf16 go through f32
+ * scratch made in prepare; f64 (and MatMul's int32/int64) use plain loops. */
 #include "nn_kernels.h"
 
 typedef struct kn_mm_plan {
     int64_t M, N, K;
-    int ta, tb;         /* Gemm */
-    float alpha, beta;  /* Gemm */
+    int ta, tb;         /* Gemm's transA/transB; MatMul's kiln.trans_a/kiln.trans_b */
+    float alpha, beta;  /* Gemm; MatMul's kiln.alpha (beta unused) */
     int64_t cs[2];      /* Gemm: strides of C over (M, N), 0 on broadcast dims */
     int nb;             /* MatMul: batch rank of the output */
     int64_t bdims[KILN_MAX_RANK], sa[KILN_MAX_RANK], sb[KILN_MAX_RANK]; /* batch dims; strides in matrices */
     int64_t batch;
-    int fold;           /* MatMul: B has no batch and A is not broadcast: one (batch*M) x K product */
+    int fold;           /* MatMul: B has no batch, A is neither broadcast nor transposed: one (batch*M) x K product */
     int64_t bias_s[KILN_MAX_RANK]; /* MatMul: bias strides over the output dims */
     kn_nn_act act;
     float *af, *bf, *yf;
@@ -148,9 +150,12 @@ static kiln_status kn_matmul_prepare(const kn_kernel_args *a, void **state) {
     *state = NULL;
     kn_mm_plan *p = kn_calloc(1, sizeof *p);
     if (!p) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory planning a MatMul");
-    p->M = A->rank >= 2 ? A->dims[A->rank - 2] : 1;
-    p->K = A->dims[A->rank - 1];
-    p->N = B->rank >= 2 ? B->dims[B->rank - 1] : 1;
+    p->ta = (int)kn_attr_i(n, "kiln.trans_a", 0) && A->rank >= 2;
+    p->tb = (int)kn_attr_i(n, "kiln.trans_b", 0) && B->rank >= 2;
+    p->alpha = kn_attr_f(n, "kiln.alpha", 1.0f);
+    p->M = A->rank >= 2 ? A->dims[A->rank - 2 + p->ta] : 1;
+    p->K = A->dims[A->rank - 1 - p->ta];
+    p->N = B->rank >= 2 ? B->dims[B->rank - 1 - p->tb] : 1;
     p->act = kn_nn_act_of(n);
     int ra = A->rank > 2 ? A->rank - 2 : 0, rb = B->rank > 2 ? B->rank - 2 : 0;
     p->nb = ra > rb ? ra : rb;
@@ -169,7 +174,7 @@ static kiln_status kn_matmul_prepare(const kn_kernel_args *a, void **state) {
         nbb *= db;
         p->batch *= p->bdims[i];
     }
-    p->fold = nbb == 1 && !a_broadcast;
+    p->fold = nbb == 1 && !a_broadcast && !p->ta;
     if (bias) kn_cpu_broadcast_strides(bias, Y, p->bias_s);
     kiln_status st = kn_nn_blas_fits(n, p->fold ? p->batch * p->M : p->M, p->N, p->K);
     if (st == KILN_OK) st = kn_mm_scratch(a, p);
@@ -196,15 +201,16 @@ static void kn_matmul_plain(const kn_mm_plan *p, const kn_tensor *A, const kn_te
                 if (is_int) {
                     int64_t acc = 0;
                     for (int64_t k = 0; k < p->K; k++)
-                        acc += kn_ld_int(A->data, A->dtype, abase + i * p->K + k) *
-                               kn_ld_int(B->data, B->dtype, bbase + k * p->N + j);
+                        acc += kn_ld_int(A->data, A->dtype, abase + (p->ta ? k * p->M + i : i * p->K + k)) *
+                               kn_ld_int(B->data, B->dtype, bbase + (p->tb ? j * p->K + k : k * p->N + j));
                     if (Y->dtype == KILN_I64) ((int64_t *)Y->data)[ybase + i * p->N + j] = acc;
                     else ((int32_t *)Y->data)[ybase + i * p->N + j] = (int32_t)acc;
                 } else {
                     const double *a = A->data, *b = B->data;
                     double acc = 0;
-                    for (int64_t k = 0; k < p->K; k++) acc += a[abase + i * p->K + k] * b[bbase + k * p->N + j];
-                    ((double *)Y->data)[ybase + i * p->N + j] = acc;
+                    for (int64_t k = 0; k < p->K; k++)
+                        acc += a[abase + (p->ta ? k * p->M + i : i * p->K + k)] * b[bbase + (p->tb ? j * p->K + k : k * p->N + j)];
+                    ((double *)Y->data)[ybase + i * p->N + j] = acc * (double)p->alpha;
                 }
             }
         kn_nn_odometer(p->nb, p->bdims, idx, p->sa, &oa, p->sb, &ob);
@@ -269,13 +275,14 @@ static kiln_status kn_cpu_matmul(const kn_kernel_args *a) {
     }
     const float *af, *bf;
     float *y = kn_mm_f32_views(a, p, &af, &bf);
+    int64_t lda = p->ta ? p->M : p->K, ldb = p->tb ? p->K : p->N;
     if (p->fold) {
-        kn_nn_sgemm(0, 0, p->batch * p->M, p->N, p->K, 1.0f, af, p->K, bf, p->N, 0.0f, y, p->N);
+        kn_nn_sgemm(0, p->tb, p->batch * p->M, p->N, p->K, p->alpha, af, p->K, bf, ldb, 0.0f, y, p->N);
     } else {
         int64_t idx[KILN_MAX_RANK] = {0}, oa = 0, ob = 0;
         for (int64_t bi = 0; bi < p->batch; bi++) {
-            kn_nn_sgemm(0, 0, p->M, p->N, p->K, 1.0f, af + oa * p->M * p->K, p->K, bf + ob * p->K * p->N, p->N,
-                        0.0f, y + bi * p->M * p->N, p->N);
+            kn_nn_sgemm(p->ta, p->tb, p->M, p->N, p->K, p->alpha, af + oa * p->M * p->K, lda, bf + ob * p->K * p->N,
+                        ldb, 0.0f, y + bi * p->M * p->N, p->N);
             kn_nn_odometer(p->nb, p->bdims, idx, p->sa, &oa, p->sb, &ob);
         }
     }

@@ -111,6 +111,8 @@ static kiln_status kn_cpu_layernorm(const kn_kernel_args *a) {
     if (!p) return kn_node_error(a->node, KILN_ERR_INTERNAL, "the LayerNormalization kernel ran without its prepare step");
     const kn_tensor *x = &a->in[0], *sc = &a->in[1], *y = &a->out[0];
     const kn_tensor *bb = a->n_in > 2 && kn_tensor_present(&a->in[2]) ? &a->in[2] : NULL;
+    /* the fused form: X + input 3 is normalized */
+    const kn_tensor *res = a->n_in > 3 && kn_tensor_present(&a->in[3]) ? &a->in[3] : NULL;
     const kn_tensor *mean_t = a->n_out > 1 && a->out[1].data ? &a->out[1] : NULL;
     const kn_tensor *inv_t = a->n_out > 2 && a->out[2].data ? &a->out[2] : NULL;
     /* Scale and B broadcast over the normalized dims, once per run */
@@ -123,21 +125,23 @@ static kiln_status kn_cpu_layernorm(const kn_kernel_args *a) {
     for (int64_t r = 0; r < p->outer; r++) {
         int64_t base = r * p->inner;
         double mean = 0, var = 0;
-        for (int64_t j = 0; j < p->inner; j++) mean += kn_nn_ld(x->data, x->dtype, base + j);
+#define KN_LN_X(i) (kn_nn_ld(x->data, x->dtype, (i)) + (res ? kn_nn_ld(res->data, res->dtype, (i)) : 0.0))
+        for (int64_t j = 0; j < p->inner; j++) mean += KN_LN_X(base + j);
         mean = p->inner ? mean / (double)p->inner : 0.0;
         for (int64_t j = 0; j < p->inner; j++) {
-            double d = kn_nn_ld(x->data, x->dtype, base + j) - mean;
+            double d = KN_LN_X(base + j) - mean;
             var += d * d;
         }
         var = p->inner ? var / (double)p->inner : 0.0;
         double inv = 1.0 / sqrt(var + p->eps);
         for (int64_t j = 0; j < p->inner; j++) {
-            double v = (kn_nn_ld(x->data, x->dtype, base + j) - mean) * inv;
+            double v = (KN_LN_X(base + j) - mean) * inv;
             kn_nn_st(y->data, y->dtype, base + j, v * p->scale[j] + p->bias[j]);
         }
         if (mean_t) kn_nn_st(mean_t->data, mean_t->dtype, r, mean);
         if (inv_t) kn_nn_st(inv_t->data, inv_t->dtype, r, inv);
     }
+#undef KN_LN_X
     return KILN_OK;
 }
 

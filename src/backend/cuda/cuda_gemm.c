@@ -2,8 +2,10 @@
  * column-major Y^T = op(B)^T op(A)^T, so no data moves. Batched MatMul uses strided batches (B
  * without batch dims folds into M); irregular broadcasting loops over batch entries. Bias and
  * activation use cuBLASLt epilogues (BIAS, RELU_BIAS, GELU_BIAS) where they fit, else kiln's
- * epilogue kernel. Tactics are the algorithms cublasLtMatmulAlgoGetHeuristic returns for the
- * shape; prepare (outside any capture) builds the descriptors once per shape. */
+ * epilogue kernel. MatMul's fused operand forms map onto cuBLASLt directly: kiln.trans_a /
+ * kiln.trans_b (the operand's last two dims swapped) are op T, kiln.alpha is alpha. Tactics are
+ * the algorithms cublasLtMatmulAlgoGetHeuristic returns for the shape; prepare (outside any
+ * capture) builds the descriptors once per shape. */
 #include "cuda_internal.h"
 
 #include <pthread.h>
@@ -110,10 +112,13 @@ static kiln_status kn_mm_shape(const kn_kernel_args *a, kn_mm_plan *p) {
         /* numpy matmul: 1-D operands gain a dim that the output drops */
         int ra = A->rank, rb = B->rank;
         if (ra < 1 || rb < 1) return kn_node_error(n, KILN_ERR_SHAPE, "MatMul operands must have rank >= 1");
-        p->M = ra == 1 ? 1 : A->dims[ra - 2];
-        p->K = A->dims[ra - 1];
-        int64_t kb = rb == 1 ? B->dims[0] : B->dims[rb - 2];
-        p->N = rb == 1 ? 1 : B->dims[rb - 1];
+        p->ta = ra >= 2 && kn_attr_i(n, "kiln.trans_a", 0);
+        p->tb = rb >= 2 && kn_attr_i(n, "kiln.trans_b", 0);
+        p->alpha = kn_attr_f(n, "kiln.alpha", 1.0f);
+        p->M = ra == 1 ? 1 : A->dims[ra - 2 + p->ta];
+        p->K = A->dims[ra - 1 - p->ta];
+        int64_t kb = rb == 1 ? B->dims[0] : B->dims[rb - 2 + p->tb];
+        p->N = rb == 1 ? 1 : B->dims[rb - 1 - p->tb];
         if (kb != p->K) return kn_node_error(n, KILN_ERR_SHAPE, "inner dims differ: A gives K=%lld, B gives %lld", (long long)p->K, (long long)kb);
         int ba = ra > 2 ? ra - 2 : 0, bb = rb > 2 ? rb - 2 : 0;
         int orank = ba > bb ? ba : bb;
@@ -129,8 +134,11 @@ static kiln_status kn_mm_shape(const kn_kernel_args *a, kn_mm_plan *p) {
         for (int i = 0; i < orank; i++) total *= od[i];
         for (int i = 0; i < ba; i++) ta *= A->dims[i];
         for (int i = 0; i < bb; i++) tbb *= B->dims[i];
-        if (tbb == 1) {
+        if (tbb == 1 && !p->ta) {
             p->M *= ta; /* B is shared: the batch folds into M (A's rows are contiguous) */
+            if (ta != total) return kn_node_error(n, KILN_ERR_INTERNAL, "batch bookkeeping");
+        } else if (tbb == 1) { /* B shared, A transposed: A's rows are not contiguous, a strided batch */
+            p->batch = total; p->sa = p->M * p->K; p->sb = 0; p->sd = p->M * p->N;
             if (ta != total) return kn_node_error(n, KILN_ERR_INTERNAL, "batch bookkeeping");
         } else if (ta == total && tbb == total) {
             p->batch = total; p->sa = p->M * p->K; p->sb = p->K * p->N; p->sd = p->M * p->N;

@@ -175,6 +175,7 @@ typedef struct knc_rownorm {
     int per_channel, gamma_scalar, beta_scalar;
     float eps;
     const void *x, *gamma, *beta;
+    const void *res; /* NULL, or a tensor like x added to it before normalizing (LayerNormalization's fused residual) */
     void *y;
     void *mean, *rstd;
     kiln_dtype stat_dtype;

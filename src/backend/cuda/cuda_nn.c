@@ -123,6 +123,12 @@ static kiln_status kn_cuda_layernorm_run(const kn_kernel_args *a) {
         p.beta_scalar = k == 1;
         p.param_dtype = b->dtype;
     }
+    if (a->n_in > 3 && kn_tensor_present(&a->in[3])) { /* the fused residual, added to X before normalizing */
+        const kn_tensor *r = &a->in[3];
+        if (r->dtype != x->dtype || kn_tensor_numel(r) != kn_tensor_numel(x))
+            return kn_node_error(n, KILN_ERR_SHAPE, "input 3 (the fused residual) must have X's type and size");
+        p.res = r->data;
+    }
     if (a->n_out > 1 && kn_tensor_present(&a->out[1])) { p.mean = a->out[1].data; p.stat_dtype = a->out[1].dtype; }
     if (a->n_out > 2 && kn_tensor_present(&a->out[2])) { p.rstd = a->out[2].data; p.stat_dtype = a->out[2].dtype; }
     if (!p.stat_dtype) p.stat_dtype = KILN_F32;

@@ -247,12 +247,15 @@ template <typename T> __global__ void rownorm_kernel(const __grid_constant__ knc
     __shared__ C sh[32];
     const int64_t row = blockIdx.x;
     const T *x = (const T *)p.x + row * p.len;
+    const T *r = p.res ? (const T *)p.res + row * p.len : nullptr;
     T *y = (T *)p.y + row * p.len;
+    // X (+ the fused residual), in the accumulation type
+    auto xv = [&](int64_t j) -> C { return r ? (C)ld<T>(x, j) + (C)ld<T>(r, j) : (C)ld<T>(x, j); };
     C sum = 0;
-    for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) sum += ld<T>(x, j);
+    for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) sum += xv(j);
     C mean = block_reduce<C>(sum, 0, sh) / (C)p.len;
     C sq = 0;
-    for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) { C d = ld<T>(x, j) - mean; sq += d * d; }
+    for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) { C d = xv(j) - mean; sq += d * d; }
     C var = block_reduce<C>(sq, 0, sh) / (C)p.len;
     C rstd = (C)1 / sqrt(var + (C)p.eps);
     if (threadIdx.x == 0) {
@@ -263,12 +266,12 @@ template <typename T> __global__ void rownorm_kernel(const __grid_constant__ knc
         int64_t c = row % p.channels;
         C g = p.gamma ? (C)ldf(p.gamma, p.param_dtype, c) : (C)1;
         C b = p.beta ? (C)ldf(p.beta, p.param_dtype, c) : (C)0;
-        for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) st<T>(y, j, (ld<T>(x, j) - mean) * rstd * g + b);
+        for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) st<T>(y, j, (xv(j) - mean) * rstd * g + b);
     } else {
         for (int64_t j = threadIdx.x; j < p.len; j += blockDim.x) {
             C g = p.gamma ? (C)ldf(p.gamma, p.param_dtype, p.gamma_scalar ? 0 : j) : (C)1;
             C b = p.beta ? (C)ldf(p.beta, p.param_dtype, p.beta_scalar ? 0 : j) : (C)0;
-            st<T>(y, j, (ld<T>(x, j) - mean) * rstd * g + b);
+            st<T>(y, j, (xv(j) - mean) * rstd * g + b);
         }
     }
 }
