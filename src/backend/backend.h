@@ -41,6 +41,10 @@ typedef struct kn_kernel {
      * than cap (KN_TACTIC_KEY_MAX), for the plan; returns 0 when there is nothing to keep (NULL:
      * never). Given back in kn_kernel_args.tactic_key at every shape. */
     int (*tactic_key)(const void *state, char *buf, size_t cap);
+    /* Whether the prepared tactic compiles its code for each new shape (a cuDNN runtime-fusion
+     * engine: ~30 ms a shape); the builder takes such a tactic only when it is clearly faster
+     * (KN_COMPILED_TACTIC_GAIN). NULL: never. */
+    int (*compiles_per_shape)(const void *state);
     /* Whether the step can be captured into a graph (NULL: yes). */
     int (*capturable)(const kn_node *n);
 } kn_kernel;

@@ -7,6 +7,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* A tactic that compiles its code per shape is chosen over the fastest one that does not only when
+ * it takes less than 1 / KN_COMPILED_TACTIC_GAIN of that one's time. */
+#define KN_COMPILED_TACTIC_GAIN 1.10
+
 typedef struct kn_tc_entry {
     uint64_t key;
     int tactic;
@@ -229,9 +233,9 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         ref = kn_malloc((size_t)(n_buf ? n_buf : 1) * sizeof(float));
         got = kn_malloc((size_t)(n_buf ? n_buf : 1) * sizeof(float));
         if (!ref || !got) { st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory timing tactics"); break; }
-        int best = -1;
-        float best_ms = INFINITY;
-        char best_key[KN_TACTIC_KEY_MAX] = "";
+        int best = -1, best_pre = -1; /* fastest of all; fastest of those that compile nothing per shape */
+        float best_ms = INFINITY, best_pre_ms = INFINITY;
+        char best_key[KN_TACTIC_KEY_MAX] = "", best_pre_key[KN_TACTIC_KEY_MAX] = "";
         char times[512] = ""; /* "tactic:ms" of each tactic that ran, for the verbose line */
         size_t tl = 0;
         for (int t = 0; t < nt && st == KILN_OK; t++) {
@@ -260,9 +264,11 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
             char tkey[KN_TACTIC_KEY_MAX] = "";
             if (ts == KILN_OK && k->tactic_key && state && !kn_tactic_key_ok(k->tactic_key(state, tkey, sizeof tkey), tkey))
                 tkey[0] = 0;
+            int compiles = ts == KILN_OK && k->compiles_per_shape && state && k->compiles_per_shape(state);
             if (k->release && state) k->release(state);
             if (ts != KILN_OK) { kn_clear_error(); if (t == 0) { st = kn_error_context(ts, "step %d tactic 0", i); } continue; }
             if (ms < best_ms) { best_ms = ms; best = t; memcpy(best_key, tkey, sizeof best_key); }
+            if (!compiles && ms < best_pre_ms) { best_pre_ms = ms; best_pre = t; memcpy(best_pre_key, tkey, sizeof best_pre_key); }
             if (c->verbose && tl + 24 < sizeof times) {
                 int w = snprintf(times + tl, sizeof times - tl, " %d:%.4f", t, ms);
                 if (w > 0) tl += (size_t)w;
@@ -270,6 +276,14 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         }
         if (st != KILN_OK) break;
         if (best < 0) { st = kn_node_error(a.node, KILN_ERR_DEVICE, "no tactic of kernel %s ran", k->name); break; }
+        /* a tactic that compiles per shape costs every new shape ~30 ms: it must be clearly faster */
+        if (best != best_pre && best_pre >= 0 && best_ms * KN_COMPILED_TACTIC_GAIN > best_pre_ms) {
+            KN_VERBOSE("step %d: tactic %d (%.4f ms) compiles per shape; tactic %d (%.4f ms) is within %.0f%% and is kept",
+                       i, best, best_ms, best_pre, best_pre_ms, 100.0 * (KN_COMPILED_TACTIC_GAIN - 1));
+            best = best_pre;
+            best_ms = best_pre_ms;
+            memcpy(best_key, best_pre_key, sizeof best_key);
+        }
         step->tactic = best;
         step->tactic_ms = best_ms;
         memcpy(step->tactic_key, best_key, sizeof step->tactic_key);

@@ -58,7 +58,6 @@ typedef struct kn_conv_state {
     char eng_key[KN_TACTIC_KEY_MAX];
     int eng_rt;          /* that engine compiles its kernel at run time (cuDNN's behaviour note) */
     const char *use_eng; /* set: build this engine config instead of asking the heuristics */
-    int dynamic;         /* the graph is built with dynamic shapes, its plan with the step's kernel cache */
 } kn_conv_state;
 
 /* Drops the plan and the descriptors it was built from, to build another graph. */
@@ -335,8 +334,8 @@ done:
 
 /* Finalizes the plan of one engine config; 0 when it does not finalize or needs more workspace
  * than `ws_limit`. */
-static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cudnnBackendDescriptor_t kcache,
-                           size_t ws_limit, cudnnBackendDescriptor_t *plan, int64_t *ws_out) {
+static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, size_t ws_limit, cudnnBackendDescriptor_t *plan,
+                           int64_t *ws_out) {
     cudnnBackendDescriptor_t p = NULL;
     *plan = NULL;
     if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &p) != CUDNN_STATUS_SUCCESS) return 0;
@@ -344,8 +343,6 @@ static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cudnnB
     if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) != CUDNN_STATUS_SUCCESS ||
         cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg) !=
             CUDNN_STATUS_SUCCESS ||
-        (kcache && cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_KERNEL_CACHE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                                            &kcache) != CUDNN_STATUS_SUCCESS) ||
         cudnnBackendFinalize(p) != CUDNN_STATUS_SUCCESS ||
         cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &ws) !=
             CUDNN_STATUS_SUCCESS ||
@@ -411,9 +408,8 @@ done:
 /* Builds and finalizes the plan of the engine config `key` (kn_dnn_cfg_key) on `graph`; 0 when
  * the key does not parse, the engine does not take this graph, or the plan does not finalize
  * here (a knob value that this shape does not allow). */
-static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph, const char *key,
-                                cudnnBackendDescriptor_t kcache, size_t ws_limit, cudnnBackendDescriptor_t *plan,
-                                int64_t *ws) {
+static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph, const char *key, size_t ws_limit,
+                                cudnnBackendDescriptor_t *plan, int64_t *ws) {
     long long gidx = -1;
     int used = 0, nk = 0, ok = 0;
     int types[KN_DNN_MAX_KNOBS];
@@ -453,7 +449,7 @@ static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph,
                                             knobs) != CUDNN_STATUS_SUCCESS) ||
         cudnnBackendFinalize(cfg) != CUDNN_STATUS_SUCCESS)
         goto done;
-    ok = kn_dnn_finalize(h, cfg, kcache, ws_limit, plan, ws);
+    ok = kn_dnn_finalize(h, cfg, ws_limit, plan, ws);
 done:
     if (cfg) cudnnBackendDestroyDescriptor(cfg);
     for (int i = 0; i < nk; i++)
@@ -461,33 +457,6 @@ done:
     if (eng) cudnnBackendDestroyDescriptor(eng);
     if (!ok) (void)cudaGetLastError();
     return ok;
-}
-
-/* The session's kernel cache for this step and graph variant, made on first use from `graph` (a
- * dynamic-shape graph of that variant). */
-static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, const kn_conv_state *s, cudnnBackendDescriptor_t graph,
-                                       cudnnBackendDescriptor_t *out) {
-    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
-    int variant = s->fused * 2 + s->cpad;
-    *out = NULL;
-    if (!c) return KILN_OK;
-    for (int i = 0; i < c->n_kcache; i++)
-        if (c->kcache[i].node == a->node && c->kcache[i].variant == variant) {
-            *out = c->kcache[i].cache;
-            return KILN_OK;
-        }
-    KN_TRY(KN_GROW(c->kcache, c->cap_kcache, c->n_kcache + 1));
-    cudnnBackendDescriptor_t kc = NULL;
-    KN_CUDNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_KERNEL_CACHE_DESCRIPTOR, &kc));
-    if (cudnnBackendSetAttribute(kc, CUDNN_ATTR_KERNEL_CACHE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph) !=
-            CUDNN_STATUS_SUCCESS ||
-        cudnnBackendFinalize(kc) != CUDNN_STATUS_SUCCESS) {
-        cudnnBackendDestroyDescriptor(kc);
-        return KILN_OK; /* no cache: the plan compiles its own kernel */
-    }
-    c->kcache[c->n_kcache++] = (kn_dnn_kcache){a->node, variant, kc};
-    *out = kc;
-    return KILN_OK;
 }
 
 /* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs, then the fallback list as one
@@ -503,13 +472,11 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     int na = 0, nf = 0, have_fb = 0;
     if (s->use_eng) { /* the stored engine config only: no heuristics query */
         double t0 = kn_now_ms();
-        cudnnBackendDescriptor_t kc = NULL;
-        if (s->dynamic) KN_TRY(kn_dnn_kernel_cache(a, s, graph, &kc));
-        s->n_plans = kn_dnn_plan_from_key(h, graph, s->use_eng, kc, ws_limit, &s->plan, &s->plan_ws);
+        s->n_plans = kn_dnn_plan_from_key(h, graph, s->use_eng, ws_limit, &s->plan, &s->plan_ws);
         s->n_tactics = s->n_plans;
         if (s->n_plans) snprintf(s->eng_key, sizeof s->eng_key, "%s", s->use_eng);
-        KN_VERBOSE("cuda: stored engine config %s%s: %s in %.2f ms", s->use_eng, kc ? " (dynamic shapes, kernel cache)" : "",
-                   s->n_plans ? "plan made" : "no plan", kn_now_ms() - t0);
+        KN_VERBOSE("cuda: stored engine config %s: %s in %.2f ms", s->use_eng, s->n_plans ? "plan made" : "no plan",
+                   kn_now_ms() - t0);
         return KILN_OK;
     }
     /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
@@ -529,7 +496,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
             if (k >= 0 && cand == t) continue;
             if (cand < na) {
                 n_tried++;
-                if (kn_dnn_finalize(h, ha[cand], NULL, ws_limit, &s->plan, &s->plan_ws)) {
+                if (kn_dnn_finalize(h, ha[cand], ws_limit, &s->plan, &s->plan_ws)) {
                     kn_dnn_cfg_key(ha[cand], s->eng_key, sizeof s->eng_key, &s->eng_rt);
                     break;
                 }
@@ -540,7 +507,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
                 have_fb = 1;
             }
             for (int j = 0; j < nf && !s->plan; j++, n_tried++)
-                if (kn_dnn_finalize(h, fb[j], NULL, ws_limit, &s->plan, &s->plan_ws)) {
+                if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) {
                     kn_dnn_cfg_key(fb[j], s->eng_key, sizeof s->eng_key, &s->eng_rt);
                     break;
                 }
@@ -639,10 +606,6 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
     KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops);
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-    if (s->dynamic) {
-        bool dyn = true;
-        KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_IS_DYNAMIC_SHAPE_ENABLED, CUDNN_TYPE_BOOLEAN, 1, &dyn);
-    }
     if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
     /* the fallback list adds engines the heuristics rank low (true-fp32 ones among them) */
     return kn_dnn_plans(a, s, graph, x->dtype == KILN_F32, want);
@@ -724,24 +687,8 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
     kn_conv_geom pg = *g;
     if (pad) pg.x[1] = pg.w[1] = KN_CPAD;
     s->use_eng = key + used;
-    s->fused = fused; /* the kernel cache's variant */
-    s->cpad = pad;
-    kiln_status st = KILN_ERR_UNSUPPORTED;
-    if (rt && a->ctx) {
-        /* an engine that compiles at run time: on a dynamic-shape graph with the step's kernel
-         * cache, a later shape binds the kernel compiled at the first (else ~30 ms per shape) */
-        s->dynamic = 1;
-        st = kn_conv_build(a, s, &pg, fused, 0);
-        if (st != KILN_OK || !s->plan) {
-            kn_clear_error();
-            kn_conv_drop_plans(s);
-            s->dynamic = 0;
-            st = KILN_ERR_UNSUPPORTED;
-        }
-    }
-    if (st != KILN_OK) st = kn_conv_build(a, s, &pg, fused, 0);
+    kiln_status st = kn_conv_build(a, s, &pg, fused, 0);
     s->use_eng = NULL;
-    s->cpad = 0;
     KN_TRY(st);
     if (!s->plan) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "the stored engine config does not build at this shape");
     s->fused = fused;
@@ -809,9 +756,8 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         double t0 = kn_now_ms();
         st = kn_conv_plan_keyed(a, s, &g, a->tactic_key);
         if (st == KILN_OK) {
-            KN_VERBOSE("cuda: %s '%s': stored engine %s, %s%s, prepared in %.2f ms", kn_op_name(n->op),
-                       n->name ? n->name : "", a->tactic_key, s->cpad ? "padded" : "unpadded",
-                       s->dynamic ? ", dynamic shapes" : "", kn_now_ms() - t0);
+            KN_VERBOSE("cuda: %s '%s': stored engine %s, %s, prepared in %.2f ms", kn_op_name(n->op),
+                       n->name ? n->name : "", a->tactic_key, s->cpad ? "padded" : "unpadded", kn_now_ms() - t0);
             *state = s;
             return KILN_OK;
         }
@@ -824,7 +770,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         if (s->xpad) cudaFree(s->xpad);
         if (s->wpad) cudaFree(s->wpad);
         s->xpad = s->wpad = NULL;
-        s->fused = s->cpad = s->dynamic = s->eng_rt = 0;
+        s->fused = s->cpad = s->eng_rt = 0;
         s->eng_key[0] = 0;
     }
     /* An NHWC f16/bf16 depthwise convolution has kiln's kernel as tactic 0 and cuDNN's as 1..n
@@ -924,6 +870,11 @@ static int kn_conv_tactic_key(const void *state, char *buf, size_t cap) {
     if (!s || !s->plan || !s->eng_key[0]) return 0;
     int n = snprintf(buf, cap, "cudnn1:f%d:p%d:r%d:%s", s->fused, s->cpad, s->eng_rt, s->eng_key);
     return n > 0 && (size_t)n < cap ? n : 0;
+}
+
+static int kn_conv_compiles_per_shape(const void *state) {
+    const kn_conv_state *s = state;
+    return s && s->plan && s->eng_rt;
 }
 
 static int kn_conv_num_tactics(const kn_kernel_args *a) {
@@ -1027,7 +978,8 @@ static int kn_sup_conv(const kn_graph *g, const kn_node *n) {
 
 void kn_cuda_register_conv(kn_cuda_op *t) {
     kn_kernel k = {.name = "cudnn.conv", .run = kn_conv_run, .prepare = kn_conv_prepare, .release = kn_conv_state_free,
-                   .num_tactics = kn_conv_num_tactics, .tactic_key = kn_conv_tactic_key};
+                   .num_tactics = kn_conv_num_tactics, .tactic_key = kn_conv_tactic_key,
+                   .compiles_per_shape = kn_conv_compiles_per_shape};
     t[KN_OP_Conv] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
     k.name = "cudnn.conv_transpose";
     t[KN_OP_ConvTranspose] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};

@@ -40,17 +40,8 @@ typedef struct kn_cuda_ctx {
     char record_msg[1024];
     const kn_node *last_node; /* the last step launched (for messages) */
     int live_graphs;          /* recorded graphs not yet freed */
-    /* cuDNN kernel caches, one per step and graph variant, for engines that compile their kernel at
-     * run time: on a dynamic-shape graph a new shape binds the kernel compiled at an earlier one */
-    struct kn_dnn_kcache *kcache;
-    int n_kcache, cap_kcache;
 } kn_cuda_ctx;
 
-typedef struct kn_dnn_kcache {
-    const kn_node *node;
-    int variant;
-    cudnnBackendDescriptor_t cache;
-} kn_dnn_kcache;
 
 /* Per-module state: one device buffer holding every constant. */
 typedef struct kn_cuda_module {
