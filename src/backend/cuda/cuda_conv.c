@@ -31,6 +31,7 @@
 #define KN_CONV_SLOTS (KN_DNN_MAX_HEUR + 1) /* tactics of a fused graph, when the convolution alone competes */
 #define KN_DNN_MAX_DESC 48
 #define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
+#define KN_DNN_MIN_PRECOMPILED 3 /* of the mode-A tactics, engines that compile nothing per shape */
 #define KN_CPAD 8          /* channels a narrow NHWC input is padded to */
 
 enum { KN_UID_X = 1, KN_UID_W, KN_UID_Y, KN_UID_BIAS, KN_UID_RES, KN_UID_VIRT = 100 };
@@ -264,7 +265,7 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
                                cudnnBackendDescriptor_t *out, int cap, int *n) {
     cudnnBackendDescriptor_t heur = NULL;
     cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_CFGS] = {0};
-    int n_filtered = 0, n_nondet = 0, nondet_idx[KN_DNN_MAX_CFGS];
+    int n_filtered = 0, n_nondet = 0, nondet_idx[KN_DNN_MAX_CFGS], n_rt = 0;
     int64_t count = 0, got = 0;
     kiln_status st = KILN_OK;
     double t0 = kn_now_ms();
@@ -284,7 +285,8 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
         CUDNN_STATUS_SUCCESS)
         got = 0;
     if (got > count) got = count;
-    for (int i = 0; i < got && *n < cap; i++) {
+    int usable[KN_DNN_MAX_CFGS] = {0}, runtime[KN_DNN_MAX_CFGS] = {0}, n_pre = 0;
+    for (int i = 0; i < got; i++) {
         /* engines noted non-deterministic (atomics) are left out: the same input gives the same
          * bits in every run, eager or replayed; strict fp32 also leaves out tensor-core engines */
         int nondet = 0, tensor_core = 0, known = 0;
@@ -294,21 +296,39 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
             if (cudnnBackendGetAttribute(cfgs[i], CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ne, &eng) ==
                 CUDNN_STATUS_SUCCESS) {
                 cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+                cudnnBackendBehaviorNote_t bnotes[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
                 int64_t nn = 0;
                 if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                              CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
                     known = 1;
-                    for (int64_t k = 0; k < nn; k++) {
+                    for (int64_t k = 0; k < nn && k < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; k++) {
                         if (notes[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) nondet = 1;
                         if (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
                             tensor_core = 1;
                     }
                 }
+                if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
+                                             CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &nn, bnotes) == CUDNN_STATUS_SUCCESS)
+                    for (int64_t k = 0; k < nn && k < CUDNN_BEHAVIOR_NOTE_TYPE_COUNT; k++)
+                        if (bnotes[k] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) runtime[i] = 1;
             }
             cudnnBackendDestroyDescriptor(eng);
         }
         if (strict_fp32 && (tensor_core || !known)) { n_filtered++; continue; }
         if (nondet) { nondet_idx[n_nondet++] = i; continue; }
+        usable[i] = 1;
+        n_pre += !runtime[i];
+    }
+    /* in the heuristics' order, but with room for KN_DNN_MIN_PRECOMPILED engines that compile
+     * nothing per shape where the list has them (mode A may rank only runtime-fusion configs
+     * first; those cost ~30 ms at every new shape, docs/DESIGN.md "Stored engine configs") */
+    int want_pre = mode == CUDNN_HEUR_MODE_A ? (n_pre < KN_DNN_MIN_PRECOMPILED ? n_pre : KN_DNN_MIN_PRECOMPILED) : 0;
+    int have_pre = 0;
+    for (int i = 0; i < got && *n < cap; i++) {
+        if (!usable[i]) continue;
+        if (runtime[i] && cap - *n <= want_pre - have_pre) continue;
+        have_pre += !runtime[i];
+        n_rt += runtime[i];
         out[(*n)++] = cfgs[i];
         cfgs[i] = NULL; /* handed to the caller */
     }
@@ -320,8 +340,9 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
     }
 done:
     KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d as "
-               "non-deterministic, %d kept, %.2f ms",
-               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, *n, kn_now_ms() - t0);
+               "non-deterministic, %d kept (%d compile at run time), %.2f ms",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, *n, n_rt,
+               kn_now_ms() - t0);
     for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
         if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
     if (heur) cudnnBackendDestroyDescriptor(heur);

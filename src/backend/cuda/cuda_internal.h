@@ -111,7 +111,7 @@ static inline cudaStream_t kn_cuda_stream(const kn_kernel_args *a) {
 }
 
 /* Bumped whenever a kernel's tactic indices change meaning (2: padded-channel convolutions). */
-#define KN_CUDA_TACTIC_NUMBERING 2
+#define KN_CUDA_TACTIC_NUMBERING 3
 
 /* cudaMalloc with a status naming `what` (KILN_ERR_OUT_OF_MEMORY). */
 kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what);
