@@ -229,6 +229,8 @@ static void kn_cuda_session_free(void *ctx) {
     if (cudaGetDevice(&cur) == cudaSuccess && cur != c->device) cudaSetDevice(c->device);
     if (c->own_stream) cudaStreamSynchronize(c->own_stream);
     if (c->stream && c->stream != c->own_stream) cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < c->n_kcache; i++) cudnnBackendDestroyDescriptor(c->kcache[i].cache);
+    kn_free(c->kcache);
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->lt) cublasLtDestroy(c->lt);
     if (c->dnn_ws) cudaFree(c->dnn_ws);

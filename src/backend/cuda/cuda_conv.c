@@ -59,6 +59,7 @@ typedef struct kn_conv_state {
     char eng_key[KN_TACTIC_KEY_MAX];
     int eng_rt;          /* that engine compiles its kernel at run time (cuDNN's behaviour note) */
     const char *use_eng; /* set: build this engine config instead of asking the heuristics */
+    int dynamic;         /* the graph is built with dynamic shapes, its plan with the step's kernel cache */
 } kn_conv_state;
 
 /* Drops the plan and the descriptors it was built from, to build another graph. */
@@ -355,8 +356,8 @@ done:
 
 /* Finalizes the plan of one engine config; 0 when it does not finalize or needs more workspace
  * than `ws_limit`. */
-static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, size_t ws_limit, cudnnBackendDescriptor_t *plan,
-                           int64_t *ws_out) {
+static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cudnnBackendDescriptor_t kcache,
+                           size_t ws_limit, cudnnBackendDescriptor_t *plan, int64_t *ws_out) {
     cudnnBackendDescriptor_t p = NULL;
     *plan = NULL;
     if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &p) != CUDNN_STATUS_SUCCESS) return 0;
@@ -364,6 +365,8 @@ static int kn_dnn_finalize(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, size_t
     if (cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) != CUDNN_STATUS_SUCCESS ||
         cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg) !=
             CUDNN_STATUS_SUCCESS ||
+        (kcache && cudnnBackendSetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_KERNEL_CACHE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                            &kcache) != CUDNN_STATUS_SUCCESS) ||
         cudnnBackendFinalize(p) != CUDNN_STATUS_SUCCESS ||
         cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &ws) !=
             CUDNN_STATUS_SUCCESS ||
@@ -429,8 +432,9 @@ done:
 /* Builds and finalizes the plan of the engine config `key` (kn_dnn_cfg_key) on `graph`; 0 when
  * the key does not parse, the engine does not take this graph, or the plan does not finalize
  * here (a knob value that this shape does not allow). */
-static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph, const char *key, size_t ws_limit,
-                                cudnnBackendDescriptor_t *plan, int64_t *ws) {
+static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph, const char *key,
+                                cudnnBackendDescriptor_t kcache, size_t ws_limit, cudnnBackendDescriptor_t *plan,
+                                int64_t *ws) {
     long long gidx = -1;
     int used = 0, nk = 0, ok = 0;
     int types[KN_DNN_MAX_KNOBS];
@@ -470,7 +474,7 @@ static int kn_dnn_plan_from_key(cudnnHandle_t h, cudnnBackendDescriptor_t graph,
                                             knobs) != CUDNN_STATUS_SUCCESS) ||
         cudnnBackendFinalize(cfg) != CUDNN_STATUS_SUCCESS)
         goto done;
-    ok = kn_dnn_finalize(h, cfg, ws_limit, plan, ws);
+    ok = kn_dnn_finalize(h, cfg, kcache, ws_limit, plan, ws);
 done:
     if (cfg) cudnnBackendDestroyDescriptor(cfg);
     for (int i = 0; i < nk; i++)
@@ -478,6 +482,67 @@ done:
     if (eng) cudnnBackendDestroyDescriptor(eng);
     if (!ok) (void)cudaGetLastError();
     return ok;
+}
+
+/* The session's kernel cache for this step and graph variant, made on first use from `graph` (a
+ * dynamic-shape graph of that variant); NULL when cuDNN makes none. */
+static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cudnnBackendDescriptor_t graph,
+                                       cudnnBackendDescriptor_t *out) {
+    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
+    *out = NULL;
+    if (!c) return KILN_OK;
+    for (int i = 0; i < c->n_kcache; i++)
+        if (c->kcache[i].node == a->node && c->kcache[i].variant == variant) {
+            *out = c->kcache[i].cache;
+            return KILN_OK;
+        }
+    KN_TRY(KN_GROW(c->kcache, c->cap_kcache, c->n_kcache + 1));
+    cudnnBackendDescriptor_t kc = NULL;
+    KN_CUDNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_KERNEL_CACHE_DESCRIPTOR, &kc));
+    if (cudnnBackendSetAttribute(kc, CUDNN_ATTR_KERNEL_CACHE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendFinalize(kc) != CUDNN_STATUS_SUCCESS) {
+        cudnnBackendDestroyDescriptor(kc);
+        return KILN_OK;
+    }
+    c->kcache[c->n_kcache++] = (kn_dnn_kcache){a->node, variant, kc};
+    *out = kc;
+    return KILN_OK;
+}
+
+/* A stored engine config of an engine that compiles at run time, on a dynamic-shape graph with
+ * the step's kernel cache. The static graph's knob values are tried first, then the engine with
+ * cuDNN's default knobs, then the first config of that engine that the heuristics give for the
+ * dynamic graph. Returns which one made the plan (1..3), or 0. */
+static int kn_dnn_plan_dynamic(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, size_t ws_limit) {
+    cudnnHandle_t h = kn_dnn_handle(a);
+    cudnnBackendDescriptor_t kc = NULL;
+    if (kn_dnn_kernel_cache(a, s->fused * 2 + s->cpad, graph, &kc) != KILN_OK || !kc) {
+        kn_clear_error();
+        return 0;
+    }
+    if (kn_dnn_plan_from_key(h, graph, s->use_eng, kc, ws_limit, &s->plan, &s->plan_ws)) return 1;
+    char eng_only[32];
+    long long gidx = -1;
+    if (sscanf(s->use_eng, "e%lld", &gidx) != 1) return 0;
+    snprintf(eng_only, sizeof eng_only, "e%lld", gidx);
+    if (kn_dnn_plan_from_key(h, graph, eng_only, kc, ws_limit, &s->plan, &s->plan_ws)) return 2;
+    cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_HEUR];
+    int n = 0, made = 0;
+    if (kn_dnn_cfgs(graph, 0, CUDNN_HEUR_MODE_A, cfgs, KN_DNN_MAX_HEUR, &n) != KILN_OK) {
+        kn_clear_error();
+        return 0;
+    }
+    for (int i = 0; i < n && !made; i++) {
+        char k[KN_TACTIC_KEY_MAX];
+        int rt = 0;
+        long long g = -2;
+        if (kn_dnn_cfg_key(cfgs[i], k, sizeof k, &rt) && sscanf(k, "e%lld", &g) == 1 && g == gidx &&
+            kn_dnn_finalize(h, cfgs[i], kc, ws_limit, &s->plan, &s->plan_ws))
+            made = 3;
+    }
+    for (int i = 0; i < n; i++) cudnnBackendDestroyDescriptor(cfgs[i]);
+    return made;
 }
 
 /* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs, then the fallback list as one
@@ -493,11 +558,19 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     int na = 0, nf = 0, have_fb = 0;
     if (s->use_eng) { /* the stored engine config only: no heuristics query */
         double t0 = kn_now_ms();
-        s->n_plans = kn_dnn_plan_from_key(h, graph, s->use_eng, ws_limit, &s->plan, &s->plan_ws);
+        int how = 0;
+        if (s->dynamic) {
+            how = kn_dnn_plan_dynamic(a, s, graph, ws_limit);
+            s->n_plans = how > 0;
+        } else {
+            s->n_plans = kn_dnn_plan_from_key(h, graph, s->use_eng, NULL, ws_limit, &s->plan, &s->plan_ws);
+        }
         s->n_tactics = s->n_plans;
         if (s->n_plans) snprintf(s->eng_key, sizeof s->eng_key, "%s", s->use_eng);
-        KN_VERBOSE("cuda: stored engine config %s: %s in %.2f ms", s->use_eng, s->n_plans ? "plan made" : "no plan",
-                   kn_now_ms() - t0);
+        static const char *const hows[4] = {", dynamic shapes", ", dynamic shapes with its knobs",
+                                            ", dynamic shapes with default knobs", ", dynamic shapes with the heuristics' knobs"};
+        KN_VERBOSE("cuda: stored engine config %s%s: %s in %.2f ms", s->use_eng, s->dynamic ? hows[how] : "",
+                   s->n_plans ? "plan made" : "no plan", kn_now_ms() - t0);
         return KILN_OK;
     }
     /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
@@ -517,7 +590,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
             if (k >= 0 && cand == t) continue;
             if (cand < na) {
                 n_tried++;
-                if (kn_dnn_finalize(h, ha[cand], ws_limit, &s->plan, &s->plan_ws)) {
+                if (kn_dnn_finalize(h, ha[cand], NULL, ws_limit, &s->plan, &s->plan_ws)) {
                     kn_dnn_cfg_key(ha[cand], s->eng_key, sizeof s->eng_key, &s->eng_rt);
                     break;
                 }
@@ -528,7 +601,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
                 have_fb = 1;
             }
             for (int j = 0; j < nf && !s->plan; j++, n_tried++)
-                if (kn_dnn_finalize(h, fb[j], ws_limit, &s->plan, &s->plan_ws)) {
+                if (kn_dnn_finalize(h, fb[j], NULL, ws_limit, &s->plan, &s->plan_ws)) {
                     kn_dnn_cfg_key(fb[j], s->eng_key, sizeof s->eng_key, &s->eng_rt);
                     break;
                 }
@@ -627,6 +700,10 @@ static kiln_status kn_conv_build(const kn_kernel_args *a, kn_conv_state *s, cons
     KN_TRY(kn_dnn_new(s, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops);
     KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+    if (s->dynamic) {
+        bool dyn = true;
+        KN_SET(graph, CUDNN_ATTR_OPERATIONGRAPH_IS_DYNAMIC_SHAPE_ENABLED, CUDNN_TYPE_BOOLEAN, 1, &dyn);
+    }
     if (cudnnBackendFinalize(graph) != CUDNN_STATUS_SUCCESS) return KILN_OK; /* no plans: caller falls back */
     /* the fallback list adds engines the heuristics rank low (true-fp32 ones among them) */
     return kn_dnn_plans(a, s, graph, x->dtype == KILN_F32, want);
@@ -708,8 +785,24 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
     kn_conv_geom pg = *g;
     if (pad) pg.x[1] = pg.w[1] = KN_CPAD;
     s->use_eng = key + used;
-    kiln_status st = kn_conv_build(a, s, &pg, fused, 0);
+    s->fused = fused; /* the kernel cache's variant */
+    s->cpad = pad;
+    kiln_status st = KILN_ERR_UNSUPPORTED;
+    if (rt && a->ctx) {
+        /* an engine that compiles at run time (~30 ms a shape): on a dynamic-shape graph with the
+         * step's kernel cache, a later shape may bind the kernel compiled at the first */
+        s->dynamic = 1;
+        st = kn_conv_build(a, s, &pg, fused, 0);
+        if (st != KILN_OK || !s->plan) {
+            kn_clear_error();
+            kn_conv_drop_plans(s);
+            s->dynamic = 0;
+            st = KILN_ERR_UNSUPPORTED;
+        }
+    }
+    if (st != KILN_OK) st = kn_conv_build(a, s, &pg, fused, 0);
     s->use_eng = NULL;
+    s->cpad = 0;
     KN_TRY(st);
     if (!s->plan) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "the stored engine config does not build at this shape");
     s->fused = fused;
@@ -777,8 +870,9 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         double t0 = kn_now_ms();
         st = kn_conv_plan_keyed(a, s, &g, a->tactic_key);
         if (st == KILN_OK) {
-            KN_VERBOSE("cuda: %s '%s': stored engine %s, %s, prepared in %.2f ms", kn_op_name(n->op),
-                       n->name ? n->name : "", a->tactic_key, s->cpad ? "padded" : "unpadded", kn_now_ms() - t0);
+            KN_VERBOSE("cuda: %s '%s': stored engine %s, %s%s, prepared in %.2f ms", kn_op_name(n->op),
+                       n->name ? n->name : "", a->tactic_key, s->cpad ? "padded" : "unpadded",
+                       s->dynamic ? ", dynamic shapes" : "", kn_now_ms() - t0);
             *state = s;
             return KILN_OK;
         }
@@ -791,7 +885,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         if (s->xpad) cudaFree(s->xpad);
         if (s->wpad) cudaFree(s->wpad);
         s->xpad = s->wpad = NULL;
-        s->fused = s->cpad = s->eng_rt = 0;
+        s->fused = s->cpad = s->dynamic = s->eng_rt = 0;
         s->eng_key[0] = 0;
     }
     /* An NHWC f16/bf16 depthwise convolution has kiln's kernel as tactic 0 and cuDNN's as 1..n

@@ -40,8 +40,17 @@ typedef struct kn_cuda_ctx {
     char record_msg[1024];
     const kn_node *last_node; /* the last step launched (for messages) */
     int live_graphs;          /* recorded graphs not yet freed */
+    /* cuDNN kernel caches, one per step and graph variant, for engines that compile their kernel at
+     * run time: on a dynamic-shape graph a new shape binds the kernel compiled at an earlier one */
+    struct kn_dnn_kcache *kcache;
+    int n_kcache, cap_kcache;
 } kn_cuda_ctx;
 
+typedef struct kn_dnn_kcache {
+    const kn_node *node;
+    int variant;
+    cudnnBackendDescriptor_t cache;
+} kn_dnn_kcache;
 
 /* Per-module state: one device buffer holding every constant. */
 typedef struct kn_cuda_module {
@@ -110,7 +119,8 @@ static inline cudaStream_t kn_cuda_stream(const kn_kernel_args *a) {
     return a->ctx ? ((kn_cuda_ctx *)a->ctx)->stream : (cudaStream_t)0;
 }
 
-/* Bumped whenever a kernel's tactic indices change meaning (2: padded-channel convolutions). */
+/* Bumped whenever a kernel's tactic indices change meaning (2: padded-channel convolutions; 3: room
+ * for precompiled cuDNN engines among mode A's tactics). */
 #define KN_CUDA_TACTIC_NUMBERING 3
 
 /* cudaMalloc with a status naming `what` (KILN_ERR_OUT_OF_MEMORY). */
