@@ -486,16 +486,22 @@ done:
 
 /* The session's kernel cache for this step and graph variant, made on first use from `graph` (a
  * dynamic-shape graph of that variant); NULL when cuDNN makes none. */
+static kn_dnn_kcache *kn_dnn_kcache_find(kn_cuda_ctx *c, const kn_node *node, int variant) {
+    for (int i = 0; c && i < c->n_kcache; i++)
+        if (c->kcache[i].node == node && c->kcache[i].variant == variant) return &c->kcache[i];
+    return NULL;
+}
+
 static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cudnnBackendDescriptor_t graph,
                                        cudnnBackendDescriptor_t *out) {
     kn_cuda_ctx *c = kn_cuda_ctx_of(a);
     *out = NULL;
     if (!c) return KILN_OK;
-    for (int i = 0; i < c->n_kcache; i++)
-        if (c->kcache[i].node == a->node && c->kcache[i].variant == variant) {
-            *out = c->kcache[i].cache;
-            return KILN_OK;
-        }
+    kn_dnn_kcache *e = kn_dnn_kcache_find(c, a->node, variant);
+    if (e) {
+        *out = e->cache;
+        return KILN_OK;
+    }
     KN_TRY(KN_GROW(c->kcache, c->cap_kcache, c->n_kcache + 1));
     cudnnBackendDescriptor_t kc = NULL;
     KN_CUDNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_KERNEL_CACHE_DESCRIPTOR, &kc));
@@ -505,7 +511,7 @@ static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cud
         cudnnBackendDestroyDescriptor(kc);
         return KILN_OK;
     }
-    c->kcache[c->n_kcache++] = (kn_dnn_kcache){a->node, variant, kc};
+    c->kcache[c->n_kcache++] = (kn_dnn_kcache){a->node, variant, 0, kc};
     *out = kc;
     return KILN_OK;
 }
@@ -542,6 +548,10 @@ static int kn_dnn_plan_dynamic(const kn_kernel_args *a, kn_conv_state *s, cudnnB
             made = 3;
     }
     for (int i = 0; i < n; i++) cudnnBackendDestroyDescriptor(cfgs[i]);
+    if (!made) { /* not again for this step in this session (each try costs ~3 ms) */
+        kn_dnn_kcache *e = kn_dnn_kcache_find(kn_cuda_ctx_of(a), a->node, s->fused * 2 + s->cpad);
+        if (e) e->refused = 1;
+    }
     return made;
 }
 
@@ -788,7 +798,8 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
     s->fused = fused; /* the kernel cache's variant */
     s->cpad = pad;
     kiln_status st = KILN_ERR_UNSUPPORTED;
-    if (rt && a->ctx) {
+    const kn_dnn_kcache *kce = kn_dnn_kcache_find(kn_cuda_ctx_of(a), a->node, fused * 2 + pad);
+    if (rt && a->ctx && !(kce && kce->refused)) {
         /* an engine that compiles at run time (~30 ms a shape): on a dynamic-shape graph with the
          * step's kernel cache, a later shape may bind the kernel compiled at the first */
         s->dynamic = 1;

@@ -49,6 +49,7 @@ typedef struct kn_cuda_ctx {
 typedef struct kn_dnn_kcache {
     const kn_node *node;
     int variant;
+    int refused; /* the engine made no plan on the dynamic graph: use static graphs for this step */
     cudnnBackendDescriptor_t cache;
 } kn_dnn_kcache;
 
