@@ -215,19 +215,21 @@ def kiln_bench(kiln, name, onnx_path, prec, batch, item_shape, cache, duration, 
 # Rows for the first run at a new shape (issue 10: within 3 ms for ResNet-50): each engine is built
 # for batch MIN..MAX with opt = the run batch, runs at that batch, then at batch + 1 in the same session.
 NEW_SHAPE_ROWS = [
-    ("resnet50", "fp16", 1, 8),
-    ("resnet18", "fp16", 1, 16),
-    ("transformer", "fp32", 1, 4),
+    ("resnet50", "fp16", 1, 8, []),
+    ("resnet50", "fp16", 1, 8, ["--avoid-runtime-compilation"]),
+    ("resnet18", "fp16", 1, 16, []),
+    ("resnet18", "fp16", 1, 16, ["--avoid-runtime-compilation"]),
+    ("transformer", "fp32", 1, 4, []),
 ]
 
 
-def kiln_new_shape(kiln, onnx_path, prec, batch, max_batch, item_shape, cache, device="cuda"):
+def kiln_new_shape(kiln, onnx_path, prec, batch, max_batch, item_shape, cache, extra, device="cuda"):
     dims = lambda b: "x".join(str(d) for d in (b, *item_shape))
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         js = f.name
     cmd = [kiln, "bench", onnx_path, "--min", f"x:{dims(1)}", "--opt", f"x:{dims(batch)}", "--max", f"x:{dims(max_batch)}",
            "--shapes", f"x:{dims(batch)}", f"--{prec}", "--device", device, "--cudagraphs", "all", "--duration-s", "0.2",
-           "--timing-cache", cache, "--json", js]
+           "--timing-cache", cache, "--json", js, *extra]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         return {"error": (p.stderr or p.stdout).strip()[-400:], "cmd": " ".join(cmd)}
@@ -238,6 +240,7 @@ def kiln_new_shape(kiln, onnx_path, prec, batch, max_batch, item_shape, cache, d
     for r in data.get("runs", []):
         res.setdefault("first_run_ms", {})[r["cudagraphs"]] = r.get("first_run_ms")
         res.setdefault("new_shape_ms", {})[r["cudagraphs"]] = r.get("new_shape_ms")
+        res.setdefault("latency_ms", {})[r["cudagraphs"]] = r["latency_ms"]["median"]
         res["new_shape_batch"] = r.get("new_shape_batch")
     return res
 
@@ -320,16 +323,18 @@ def write_results(path, rows, ver, cmdline):
                   "batch 1..max with opt = batch, timed at the batch, then one run at batch + 1 in the same session:",
                   "the steps' per-shape preparation, record, instantiate and launch), in ms; a fresh session's",
                   "first run at the batch for comparison:", "",
-                  "| model | prec | batch -> new | kiln off | kiln block | kiln whole | fresh session whole |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| model | prec | build flags | batch -> new | kiln off | kiln block | kiln whole | fresh session whole | latency whole |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in shape_rows:
             k = r["kiln"]
+            flags = " ".join(r.get("flags") or []) or "-"
             if "error" in k:
-                lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} | error: {k['error'][:120]} | | | |")
+                lines.append(f"| {r['model']} | {r['prec']} | {flags} | {r['batch']} | error: {k['error'][:120]} | | | | |")
                 continue
-            ns, fr = k.get("new_shape_ms") or {}, k.get("first_run_ms") or {}
-            lines.append(f"| {r['model']} | {r['prec']} | {r['batch']} -> {k.get('new_shape_batch')} | {fmt(ns.get('off'))} | "
-                         f"{fmt(ns.get('block'))} | {fmt(ns.get('whole'))} | {fmt(fr.get('whole'))} |")
+            ns, fr, lat = k.get("new_shape_ms") or {}, k.get("first_run_ms") or {}, k.get("latency_ms") or {}
+            lines.append(f"| {r['model']} | {r['prec']} | {flags} | {r['batch']} -> {k.get('new_shape_batch')} | "
+                         f"{fmt(ns.get('off'))} | {fmt(ns.get('block'))} | {fmt(ns.get('whole'))} | {fmt(fr.get('whole'))} | "
+                         f"{fmt(lat.get('whole'))} |")
     lines.append("")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -400,7 +405,7 @@ def main():
             row = {"model": name, "prec": prec, "batch": b, "peers": p, "kiln": k}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    for name, prec, b, max_b in NEW_SHAPE_ROWS:
+    for name, prec, b, max_b, extra in NEW_SHAPE_ROWS:
         if args.full or (args.models and name not in keep_models) or (args.precisions and prec not in keep_precs):
             continue
         item_shape = make_model(name)[1]
@@ -409,8 +414,8 @@ def main():
             export(name, make_model(name)[0], item_shape, exported[name])
         if args.dry_run:
             continue
-        k = kiln_new_shape(args.kiln, exported[name], prec, b, max_b, item_shape, cache, args.kiln_device)
-        row = {"model": name, "prec": prec, "batch": b, "new_shape": True, "peers": {}, "kiln": k}
+        k = kiln_new_shape(args.kiln, exported[name], prec, b, max_b, item_shape, cache, extra, args.kiln_device)
+        row = {"model": name, "prec": prec, "batch": b, "new_shape": True, "flags": extra, "peers": {}, "kiln": k}
         rows.append(row)
         print(json.dumps(row), flush=True)
     write_results(args.out, rows, ver, "python3 bench/bench.py " + " ".join(sys.argv[1:]))

@@ -241,6 +241,11 @@ typedef struct kiln_build_config {
     int verbose;                        /* progress and pass effects on stderr */
     bool keep_nchw;                     /* no NHWC layout pass even where the backend prefers it
                                          * (CUDA fp16/bf16 convolutions); default false */
+    bool avoid_runtime_compilation;     /* leave out library kernels compiled for each new shape
+                                         * (cuDNN's runtime-fusion engines, ~30-350 ms a shape and
+                                         * convolution): new shapes prepare in milliseconds, at some
+                                         * cost in speed (fused residuals run as a separate
+                                         * epilogue); kept in the module; default false */
 } kiln_build_config;
 
 /* Fills the defaults: AUTO device 0, fp32, min_block_size 5, optimize, time tactics. */

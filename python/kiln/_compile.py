@@ -351,7 +351,7 @@ def _export(model, specs, path):
 
 def _compile_graph(graph, inputs_by_name, device, device_index, precision, min_block_size, fallback,
                    require_full_compilation, pass_through_build_failures, workspace_size,
-                   timing_cache_path, debug, optimize):
+                   timing_cache_path, debug, optimize, avoid_runtime_compilation=False):
     cfg = L.kiln_build_config()
     lib().kiln_build_config_init(ctypes.byref(cfg))
     cfg.device = device
@@ -361,6 +361,7 @@ def _compile_graph(graph, inputs_by_name, device, device_index, precision, min_b
     cfg.require_full_compilation = bool(require_full_compilation)
     cfg.pass_through_build_failures = bool(pass_through_build_failures)
     cfg.optimize = bool(optimize)
+    cfg.avoid_runtime_compilation = bool(avoid_runtime_compilation)
     cfg.verbose = int(bool(debug))
     if workspace_size:
         cfg.workspace_limit = int(workspace_size)
@@ -389,7 +390,7 @@ def _compile_graph(graph, inputs_by_name, device, device_index, precision, min_b
 def compile(model, inputs=None, *, ir=None, arg_inputs=None, min_block_size=5,
             torch_executed_ops=None, pass_through_build_failures=False, enabled_precisions=None,
             device=None, require_full_compilation=False, workspace_size=0, timing_cache_path=None,
-            debug=False, optimize=True, **kwargs):
+            debug=False, optimize=True, avoid_runtime_compilation=False, **kwargs):
     """Compiles `model` (an ONNX file path or a torch.nn.Module) into a kiln.CompiledModule.
 
     inputs: kiln.Input objects (a profile or a static shape each) or example tensors/arrays, in
@@ -398,7 +399,9 @@ def compile(model, inputs=None, *, ir=None, arg_inputs=None, min_block_size=5,
     the seed, "torch.ops.aten.mul.Tensor", or ONNX op types, "Mul"). pass_through_build_failures:
     a failed engine build is an error instead of a fallback. enabled_precisions: torch dtypes or
     "fp32"/"tf32"/"fp16"/"bf16"; the fastest allowed is used. device: "cuda", "cuda:N", "cpu" or
-    None (CUDA when torch and kiln both see a GPU). `ir` is accepted for seed compatibility and
+    None (CUDA when torch and kiln both see a GPU). avoid_runtime_compilation: no library kernels
+    compiled per shape (cuDNN runtime fusion), so a new shape prepares in milliseconds, at some
+    cost in speed. `ir` is accepted for seed compatibility and
     ignored (kiln always compiles ahead of time)."""
     from ._module import CompiledModule
 
@@ -447,7 +450,7 @@ def compile(model, inputs=None, *, ir=None, arg_inputs=None, min_block_size=5,
         with graph:
             m = _compile_graph(graph, named, kdev, index, precision, min_block_size, fallback,
                                require_full_compilation, pass_through_build_failures,
-                               workspace_size, timing_cache_path, debug, optimize)
+                               workspace_size, timing_cache_path, debug, optimize, avoid_runtime_compilation)
     finally:
         if tmpdir:
             import shutil

@@ -123,6 +123,7 @@ class kiln_build_config(ctypes.Structure):
         ("time_tactics", ctypes.c_bool),
         ("verbose", ctypes.c_int),
         ("keep_nchw", ctypes.c_bool),
+        ("avoid_runtime_compilation", ctypes.c_bool),
     ]
 
 

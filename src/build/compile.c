@@ -316,6 +316,7 @@ static kiln_status kn_front_end(const kiln_graph *graph, const kiln_build_config
     m->precision = c->precision;
     m->min_block_size = c->min_block_size;
     m->require_full_compilation = c->require_full_compilation;
+    m->avoid_runtime_compilation = c->avoid_runtime_compilation;
     m->pass_through_build_failures = c->pass_through_build_failures;
     if (c->num_fallback_ops) {
         m->fallback_ops = kn_calloc((size_t)c->num_fallback_ops, sizeof(char *));

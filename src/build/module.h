@@ -60,6 +60,7 @@ struct kiln_module {
     kiln_precision precision;
     int min_block_size;
     int require_full_compilation, pass_through_build_failures;
+    int avoid_runtime_compilation; /* kiln_build_config's: kernels compiled per shape are left out */
     char **fallback_ops;
     int n_fallback_ops;
 

@@ -80,6 +80,8 @@ static uint64_t kn_step_key(const char *device, const kiln_module *m, const kn_k
     uint64_t h = kn_hash_bytes(KN_HASH_SEED, device, strlen(device));
     h = kn_hash_bytes(h, kname, strlen(kname));
     h = kn_hash_bytes(h, &m->precision, sizeof m->precision);
+    if (m->avoid_runtime_compilation) /* other candidate lists (hashed only when set: older keys stay valid) */
+        h = kn_hash_bytes(h, "no-rtc", 6);
     h = kn_hash_bytes(h, &a->node->op, sizeof a->node->op);
     for (int i = 0; i < a->n_in + a->n_out; i++) {
         const kn_tensor *t = i < a->n_in ? &a->in[i] : &a->out[i - a->n_in];

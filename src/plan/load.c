@@ -210,6 +210,7 @@ static kiln_status kn_load_conf(kn_loader *L) {
     m->precision = (kiln_precision)prec;
     m->require_full_compilation = (fl & 1u) != 0;
     m->pass_through_build_failures = (fl & 2u) != 0;
+    m->avoid_runtime_compilation = (fl & 4u) != 0;
     if (n) {
         m->fallback_ops = kn_calloc((size_t)n, sizeof(char *));
         if (!m->fallback_ops) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory loading an engine");

@@ -88,7 +88,8 @@ static void kn_save_conf(kn_saver *sv) {
     kn_wb_i32(&sv->meta, m->device_index);
     kn_wb_u32(&sv->meta, (uint32_t)m->precision);
     kn_wb_i32(&sv->meta, m->min_block_size);
-    kn_wb_u32(&sv->meta, (m->require_full_compilation ? 1u : 0u) | (m->pass_through_build_failures ? 2u : 0u));
+    kn_wb_u32(&sv->meta, (m->require_full_compilation ? 1u : 0u) | (m->pass_through_build_failures ? 2u : 0u) |
+                             (m->avoid_runtime_compilation ? 4u : 0u));
     kn_wb_u32(&sv->meta, (uint32_t)m->n_fallback_ops);
     for (int i = 0; i < m->n_fallback_ops; i++) kn_wb_str(&sv->meta, m->fallback_ops[i]);
     kn_sec_end(sv, at);

@@ -137,11 +137,12 @@ def test_struct_sizes_match_header_by_hand():
     assert ctypes.sizeof(L.kiln_input_profile) == 208
     # kiln_build_config: device 4 device_index 4 | precision 4 +4 | profiles 8 | num_profiles 4
     # min_block_size 4 | fallback_ops 8 | num_fallback_ops 4, 3 bools 1+1+1, +1 | workspace_limit 8
-    # | timing_cache 8 | time_tactics 1 +3, verbose 4 | keep_nchw 1 +7 = 80
+    # | timing_cache 8 | time_tactics 1 +3, verbose 4 | keep_nchw 1, avoid_runtime_compilation 1 +6 = 80
     assert ctypes.sizeof(L.kiln_build_config) == 80
     assert L.kiln_build_config.workspace_limit.offset == 48
     assert L.kiln_build_config.verbose.offset == 68
     assert L.kiln_build_config.keep_nchw.offset == 72
+    assert L.kiln_build_config.avoid_runtime_compilation.offset == 73
     # kiln_io_info: name 8 | dtype 4 rank 4 | min 64 | opt 64 | max 64 = 208
     assert ctypes.sizeof(L.kiln_io_info) == 208
     # kiln_counters: 8 uint64_t = 64

@@ -161,6 +161,7 @@ static void check_same_module(const kiln_module *a, const kiln_module *b, int wa
     KT_CHECK(a->backend == b->backend && a->device == b->device && a->device_index == b->device_index, "backend/device");
     KT_CHECK(a->precision == b->precision && a->min_block_size == b->min_block_size &&
                  a->require_full_compilation == b->require_full_compilation &&
+                 a->avoid_runtime_compilation == b->avoid_runtime_compilation &&
                  a->pass_through_build_failures == b->pass_through_build_failures, "build config");
     KT_CHECK(a->n_fallback_ops == b->n_fallback_ops, "fallback ops %d vs %d", a->n_fallback_ops, b->n_fallback_ops);
     for (int i = 0; i < a->n_fallback_ops && i < b->n_fallback_ops; i++)
@@ -495,6 +496,7 @@ static void test_tactic_keys(void) {
     if (!m) { kiln_graph_free(g); return; }
     static const char key[] = "cudnn1:f1:p0:r0:e12:k3=1,5=0";
     snprintf(m->part.steps[0].tactic_key, sizeof m->part.steps[0].tactic_key, "%s", key);
+    m->avoid_runtime_compilation = 1; /* a build flag the file keeps (CONF bit 2) */
     void *d = NULL;
     size_t n = 0;
     KT_OK(kn_plan_save_memory(m, &d, &n));
@@ -502,6 +504,7 @@ static void test_tactic_keys(void) {
     KT_OK(kn_plan_load_memory(d, n, 0, &l));
     if (l) {
         check_same_module(m, l, 1);
+        KT_CHECK(l->avoid_runtime_compilation == 1, "avoid_runtime_compilation came back");
         KT_CHECK(!strcmp(l->part.steps[0].tactic_key, key) && !l->part.steps[1].tactic_key[0],
                  "the key came back ('%s'), the other steps have none", l->part.steps[0].tactic_key);
         char *report = NULL;

@@ -423,6 +423,10 @@ int kc_build_flag(kc_args *a, kc_build *b) {
         b->require_full = true;
         return 1;
     }
+    if (kc_switch(a, "--avoid-runtime-compilation")) {
+        b->avoid_rtc = true;
+        return 1;
+    }
     if (kc_switch(a, "--pass-through-build-failures")) {
         b->pass_through = true;
         return 1;
@@ -465,6 +469,9 @@ void kc_build_help(FILE *f, int shapes_are_profile) {
             "                              a failed engine build is an error, not a fallback\n"
             "  --device cpu|cuda[:N]|auto  where to build and run (default auto: CUDA when present)\n"
             "  --timing-cache FILE         reuse and update tactic timings in FILE\n"
+            "  --avoid-runtime-compilation no library kernels compiled for each new shape (cuDNN's\n"
+            "                              runtime fusion): a new shape prepares in milliseconds, at\n"
+            "                              some cost in speed\n"
             "  --verbose, -v               log the passes and the build on stderr\n"
             "Missing profile parts are filled in: opt from %s, min and max from opt.\n",
             shapes_are_profile ? "max (else min)" : "--shapes (else max, else min)");
@@ -497,6 +504,7 @@ int kc_build_config(const char *cmd, kc_build *b, const kc_shapes *extra, kiln_b
     cfg->fallback_ops = (const char *const *)b->fallback;
     cfg->num_fallback_ops = b->n_fallback;
     cfg->require_full_compilation = b->require_full;
+    cfg->avoid_runtime_compilation = b->avoid_rtc;
     cfg->pass_through_build_failures = b->pass_through;
     cfg->timing_cache = b->timing_cache;
     cfg->verbose = b->verbose ? 1 : 0;
@@ -635,6 +643,7 @@ int kc_load_model(const char *cmd, const char *path, kc_build *b, const kc_shape
                          : (b->shapes.n && b->shapes_are_profile) ? "--shapes" : b->precision_flag ? b->precision_flag
                          : b->n_fallback ? "--fallback-ops" : b->min_block_size >= 0 ? "--min-block-size"
                          : b->require_full ? "--require-full-compilation"
+                         : b->avoid_rtc ? "--avoid-runtime-compilation"
                          : b->pass_through ? "--pass-through-build-failures" : b->timing_cache ? "--timing-cache" : NULL;
         if (flag)
             return kiln_cli_usage_error(cmd, "%s applies to .onnx models; %s is already compiled", flag, path);

@@ -92,7 +92,7 @@ typedef struct kc_build {
     char *fallback_given[KC_MAX_FALLBACK]; /* what the user wrote, for messages, owned */
     int n_fallback;
     int min_block_size; /* -1: the default */
-    bool require_full, pass_through;
+    bool require_full, pass_through, avoid_rtc;
     kiln_device device;
     int device_index;
     const char *timing_cache;

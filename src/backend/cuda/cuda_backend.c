@@ -264,6 +264,7 @@ static kiln_status kn_cuda_session_init(const struct kiln_module *m, size_t aren
     if (!c) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory creating a CUDA session");
     c->device = m->device_index;
     c->precision = m->precision;
+    c->avoid_runtime_compilation = m->avoid_runtime_compilation;
     kiln_status st = KILN_OK;
     KN_CU_GOTO(st, cudaStreamCreateWithFlags(&c->own_stream, cudaStreamNonBlocking), fail);
     c->stream = c->own_stream;

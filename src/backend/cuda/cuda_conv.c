@@ -262,11 +262,11 @@ static kiln_status kn_conv_geometry(const kn_kernel_args *a, int transpose, kn_c
 
 /* The engine configs of one heuristics query on `graph`, strict-fp32 filtered, at most `cap`;
  * *n is how many (0 when the heuristics take no engine). The caller destroys them. */
-static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, cudnnBackendHeurMode_t mode,
-                               cudnnBackendDescriptor_t *out, int cap, int *n) {
+static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, int no_runtime,
+                               cudnnBackendHeurMode_t mode, cudnnBackendDescriptor_t *out, int cap, int *n) {
     cudnnBackendDescriptor_t heur = NULL;
     cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_CFGS] = {0};
-    int n_filtered = 0, n_nondet = 0, nondet_idx[KN_DNN_MAX_CFGS], n_rt = 0;
+    int n_filtered = 0, n_nondet = 0, nondet_idx[KN_DNN_MAX_CFGS], n_rt = 0, n_rt_out = 0;
     int64_t count = 0, got = 0;
     kiln_status st = KILN_OK;
     double t0 = kn_now_ms();
@@ -316,6 +316,7 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
             cudnnBackendDestroyDescriptor(eng);
         }
         if (strict_fp32 && (tensor_core || !known)) { n_filtered++; continue; }
+        if (no_runtime && runtime[i]) { n_rt_out++; continue; }
         if (nondet) { nondet_idx[n_nondet++] = i; continue; }
         usable[i] = 1;
         n_pre += !runtime[i];
@@ -341,8 +342,8 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
     }
 done:
     KN_VERBOSE("cuda: cuDNN heuristics (mode %s): %lld configs, %d left out for fp32 (tensor cores), %d as "
-               "non-deterministic, %d kept (%d compile at run time), %.2f ms",
-               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, *n, n_rt,
+               "non-deterministic, %d as compiled at run time, %d kept (%d compile at run time), %.2f ms",
+               mode == CUDNN_HEUR_MODE_A ? "A" : "fallback", (long long)got, n_filtered, n_nondet, n_rt_out, *n, n_rt,
                kn_now_ms() - t0);
     for (int i = 0; i < KN_DNN_MAX_CFGS; i++)
         if (cfgs[i]) cudnnBackendDestroyDescriptor(cfgs[i]);
@@ -535,7 +536,7 @@ static int kn_dnn_plan_dynamic(const kn_kernel_args *a, kn_conv_state *s, cudnnB
     if (kn_dnn_plan_from_key(h, graph, eng_only, kc, ws_limit, &s->plan, &s->plan_ws)) return 2;
     cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_HEUR];
     int n = 0, made = 0;
-    if (kn_dnn_cfgs(graph, 0, CUDNN_HEUR_MODE_A, cfgs, KN_DNN_MAX_HEUR, &n) != KILN_OK) {
+    if (kn_dnn_cfgs(graph, 0, 0, CUDNN_HEUR_MODE_A, cfgs, KN_DNN_MAX_HEUR, &n) != KILN_OK) {
         kn_clear_error();
         return 0;
     }
@@ -564,6 +565,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     kn_cuda_ctx *c = kn_cuda_ctx_of(a);
     size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
     int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
+    int no_rtc = c && c->avoid_runtime_compilation;
     cudnnBackendDescriptor_t ha[KN_DNN_MAX_HEUR], fb[KN_DNN_MAX_CFGS];
     int na = 0, nf = 0, have_fb = 0;
     if (s->use_eng) { /* the stored engine config only: no heuristics query */
@@ -585,9 +587,9 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     }
     /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
      * most): the fallback list is read only when it is counted or needed */
-    kiln_status st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_A, ha, KN_DNN_MAX_HEUR, &na);
+    kiln_status st = kn_dnn_cfgs(graph, strict_fp32, no_rtc, CUDNN_HEUR_MODE_A, ha, KN_DNN_MAX_HEUR, &na);
     if (st == KILN_OK && (want < 0 || want >= na)) {
-        st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
+        st = kn_dnn_cfgs(graph, strict_fp32, no_rtc, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
         have_fb = 1;
     }
     s->n_tactics = na + (have_fb ? nf > 0 : 1);
@@ -607,7 +609,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
                 continue;
             }
             if (!have_fb) {
-                st = kn_dnn_cfgs(graph, strict_fp32, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
+                st = kn_dnn_cfgs(graph, strict_fp32, no_rtc, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
                 have_fb = 1;
             }
             for (int j = 0; j < nf && !s->plan; j++, n_tried++)
@@ -789,6 +791,9 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
     if (sscanf(key, "cudnn1:f%d:p%d:r%d:%n", &fused, &pad, &rt, &used) != 3 || used == 0 || fused < 0 || fused > 2 ||
         pad < 0 || pad > 1 || rt < 0 || rt > 1)
         return kn_node_error(n, KILN_ERR_UNSUPPORTED, "tactic key '%s' is not a cuDNN engine config", key);
+    const kn_cuda_ctx *cx = kn_cuda_ctx_of(a);
+    if (rt && cx && cx->avoid_runtime_compilation)
+        return kn_node_error(n, KILN_ERR_UNSUPPORTED, "tactic key '%s' compiles at run time, which the module avoids", key);
     if ((pad && !kn_conv_cpad_eligible(a, s, g)) || (fused && s->transpose) ||
         (fused == 1 && s->act != KN_ACT_NONE && kn_dnn_act_mode(s->act, s->act_alpha, s->act_beta) < 0))
         return kn_node_error(n, KILN_ERR_UNSUPPORTED, "tactic key '%s' does not fit this convolution", key);

@@ -23,6 +23,7 @@
 typedef struct kn_cuda_ctx {
     int device;
     kiln_precision precision;
+    int avoid_runtime_compilation; /* the module's: no cuDNN engine that compiles per shape */
     cudaStream_t own_stream; /* made at session_init */
     cudaStream_t stream;     /* own_stream, or the caller's (set_stream) */
     void *arena;
