@@ -1,7 +1,8 @@
 /* The graph manager on every backend present (the CPU recorder always; CUDA graphs when a GPU
  * is usable): outputs bitwise identical with graphs off, per block and whole module, for
  * ResNet-18 and the seed's graph-break model; shape sequence 16, 8, 4, 8, 16 records 3 graphs and
- * replays the rest; the LRU bound; two sessions on two threads. */
+ * replays the rest; the LRU bound; two sessions on two threads. Environment: KILN_TEST_LRU_LOG
+ * (kiln's log over the LRU check), KILN_TEST_NO_TIMING (no tactic timing, for racecheck runs). */
 #include "testlib.h"
 #include "resnet.h"
 
@@ -52,6 +53,10 @@ static kiln_module *build(kiln_graph *g, kiln_device dev, int64_t spatial, int f
     kiln_build_config cfg;
     kiln_build_config_init(&cfg);
     cfg.device = dev;
+    /* KILN_TEST_NO_TIMING=1: tactic 0 everywhere, for runs under compute-sanitizer's racecheck,
+     * where timing every cuDNN tactic alone takes longer than the rest of the test */
+    const char *nt = getenv("KILN_TEST_NO_TIMING");
+    if (nt && *nt && *nt != '0') cfg.time_tactics = false;
     const char *ops[] = {"Mul"};
     if (forced_mul) {
         cfg.fallback_ops = ops;
