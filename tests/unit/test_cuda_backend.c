@@ -953,6 +953,10 @@ int main(void) {
         memset(&mod, 0, sizeof mod);
         mod.device = KILN_DEVICE_CUDA;
         mod.precision = prec ? KILN_PRECISION_TF32 : KILN_PRECISION_FP32;
+        /* KILN_TEST_NO_RTC=1: no cuDNN engine that compiles per shape (the module option), for
+         * racecheck runs, which spend minutes in those engines' compiled kernels */
+        const char *nr = getenv("KILN_TEST_NO_RTC");
+        mod.avoid_runtime_compilation = nr && *nr && *nr != '0';
         KT_OK(be->session_init(&mod, 1 << 20, &ctx));
         if (!ctx) return kt_finish();
         printf("precision %s\n", prec ? "tf32" : "fp32");

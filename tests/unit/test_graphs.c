@@ -2,7 +2,8 @@
  * is usable): outputs bitwise identical with graphs off, per block and whole module, for
  * ResNet-18 and the seed's graph-break model; shape sequence 16, 8, 4, 8, 16 records 3 graphs and
  * replays the rest; the LRU bound; two sessions on two threads. Environment: KILN_TEST_LRU_LOG
- * (kiln's log over the LRU check), KILN_TEST_NO_TIMING (no tactic timing, for racecheck runs). */
+ * (kiln's log over the LRU check), KILN_TEST_NO_TIMING (no tactic timing) and KILN_TEST_NO_RTC (no
+ * cuDNN engines compiled per shape), for racecheck runs. */
 #include "testlib.h"
 #include "resnet.h"
 
@@ -57,6 +58,8 @@ static kiln_module *build(kiln_graph *g, kiln_device dev, int64_t spatial, int f
      * where timing every cuDNN tactic alone takes longer than the rest of the test */
     const char *nt = getenv("KILN_TEST_NO_TIMING");
     if (nt && *nt && *nt != '0') cfg.time_tactics = false;
+    const char *nr = getenv("KILN_TEST_NO_RTC"); /* and no cuDNN engines compiled per shape */
+    if (nr && *nr && *nr != '0') cfg.avoid_runtime_compilation = true;
     const char *ops[] = {"Mul"};
     if (forced_mul) {
         cfg.fallback_ops = ops;
