@@ -404,10 +404,14 @@ static int run(int argc, char **argv) {
             if (!a.failed && !kc_parse_double(a.value, 0, 86400, &o.duration_s))
                 kc_usage(&a, "--duration-s '%s': expected a number of seconds >= 0", a.value);
         } else if (kc_flag(&a, "--iterations", NULL)) {
-            long long v;
-            if (!a.failed && !kc_parse_ll(a.value, 1, 1000000000LL, &v))
+            long long v = 0;
+            if (a.failed) {
+                /* the flag had no value: kc_flag reported it */
+            } else if (!kc_parse_ll(a.value, 1, 1000000000LL, &v)) {
                 kc_usage(&a, "--iterations '%s': expected an integer >= 1", a.value);
-            else o.min_iterations = v;
+            } else {
+                o.min_iterations = v;
+            }
         } else if (kc_switch(&a, "--profile")) {
             profile = 1;
         } else if (kc_flag(&a, "--json", NULL)) {
