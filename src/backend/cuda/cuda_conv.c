@@ -11,6 +11,12 @@
  * residual and applies the activation. ConvTranspose is the convolution's backward-data
  * operation, with the bias through the epilogue.
  *
+ * A step prepared from its tactic key (what the timed tactic resolved to: graph variant, engine
+ * id, knobs) builds that engine config directly at any shape, with no heuristics query; engines
+ * that compile their kernel at run time are tried on a dynamic-shape graph with a kernel cache
+ * per session and step, and left out altogether under the module's avoid_runtime_compilation
+ * (docs/DESIGN.md, "Stored engine configs").
+ *
  * Tensors are NCHW (NCDHW), except for a node the layout pass marked kiln.layout = 1 (fp16/bf16
  * 2-D convolutions): X, Y and the residual are NHWC in memory and W is KRSC, given to cuDNN as the
  * same logical dims with channels-innermost strides (the bias stays [1, K, 1, 1]). 1-D convolutions run as 2-D
