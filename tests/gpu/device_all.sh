@@ -69,7 +69,7 @@ if [ "$STAGE" = sanitize ] || [ "$STAGE" = all ]; then
     # racecheck of test_graphs and test_cuda_backend spent their whole budgets in cuDNN's
     # runtime-compiled engines and tactic timing: they run without both
     local env=()
-    [ "$tool:$t" = racecheck:test_graphs ] && env=(env KILN_TEST_NO_TIMING=1 KILN_TEST_NO_RTC=1)
+    [ "$tool:$t" = racecheck:test_graphs ] && env=(env KILN_TEST_NO_TIMING=1 KILN_TEST_NO_RTC=1 KILN_TEST_SPATIAL=64)
     [ "$tool:$t" = racecheck:test_cuda_backend ] && env=(env KILN_TEST_NO_RTC=1)
     step "$tool-$t" timeout ${SANITIZE_SECONDS:-240} ${env[@]+"${env[@]}"} compute-sanitizer --tool $tool --report-api-errors no \
       --error-exitcode 1 "${cmd[@]}" > /dev/null
