@@ -524,42 +524,19 @@ static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cud
 }
 
 /* A stored engine config of an engine that compiles at run time, on a dynamic-shape graph with
- * the step's kernel cache. The static graph's knob values are tried first, then the engine with
- * cuDNN's default knobs, then the first config of that engine that the heuristics give for the
- * dynamic graph. Returns which one made the plan (1..3), or 0. */
+ * the step's kernel cache; 1 when it made the plan. A refusal is remembered for the step and
+ * session. (The engine with default knobs, and the heuristics' configs on the dynamic graph, were
+ * tried too and never made a plan where the stored knobs did not: cuDNN 9.19, ResNet-18/50.) */
 static int kn_dnn_plan_dynamic(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, size_t ws_limit) {
-    cudnnHandle_t h = kn_dnn_handle(a);
     cudnnBackendDescriptor_t kc = NULL;
     if (kn_dnn_kernel_cache(a, s->fused * 2 + s->cpad, graph, &kc) != KILN_OK || !kc) {
         kn_clear_error();
         return 0;
     }
-    if (kn_dnn_plan_from_key(h, graph, s->use_eng, kc, ws_limit, &s->plan, &s->plan_ws)) return 1;
-    char eng_only[32];
-    long long gidx = -1;
-    if (sscanf(s->use_eng, "e%lld", &gidx) != 1) return 0;
-    snprintf(eng_only, sizeof eng_only, "e%lld", gidx);
-    if (kn_dnn_plan_from_key(h, graph, eng_only, kc, ws_limit, &s->plan, &s->plan_ws)) return 2;
-    cudnnBackendDescriptor_t cfgs[KN_DNN_MAX_HEUR];
-    int n = 0, made = 0;
-    if (kn_dnn_cfgs(graph, 0, 0, CUDNN_HEUR_MODE_A, cfgs, KN_DNN_MAX_HEUR, &n) != KILN_OK) {
-        kn_clear_error();
-        return 0;
-    }
-    for (int i = 0; i < n && !made; i++) {
-        char k[KN_TACTIC_KEY_MAX];
-        int rt = 0;
-        long long g = -2;
-        if (kn_dnn_cfg_key(cfgs[i], k, sizeof k, &rt) && sscanf(k, "e%lld", &g) == 1 && g == gidx &&
-            kn_dnn_finalize(h, cfgs[i], kc, ws_limit, &s->plan, &s->plan_ws))
-            made = 3;
-    }
-    for (int i = 0; i < n; i++) cudnnBackendDestroyDescriptor(cfgs[i]);
-    if (!made) { /* not again for this step in this session (each try costs ~3 ms) */
-        kn_dnn_kcache *e = kn_dnn_kcache_find(kn_cuda_ctx_of(a), a->node, s->fused * 2 + s->cpad);
-        if (e) e->refused = 1;
-    }
-    return made;
+    if (kn_dnn_plan_from_key(kn_dnn_handle(a), graph, s->use_eng, kc, ws_limit, &s->plan, &s->plan_ws)) return 1;
+    kn_dnn_kcache *e = kn_dnn_kcache_find(kn_cuda_ctx_of(a), a->node, s->fused * 2 + s->cpad);
+    if (e) e->refused = 1;
+    return 0;
 }
 
 /* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs, then the fallback list as one
@@ -576,18 +553,11 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     int na = 0, nf = 0, have_fb = 0;
     if (s->use_eng) { /* the stored engine config only: no heuristics query */
         double t0 = kn_now_ms();
-        int how = 0;
-        if (s->dynamic) {
-            how = kn_dnn_plan_dynamic(a, s, graph, ws_limit);
-            s->n_plans = how > 0;
-        } else {
-            s->n_plans = kn_dnn_plan_from_key(h, graph, s->use_eng, NULL, ws_limit, &s->plan, &s->plan_ws);
-        }
+        s->n_plans = s->dynamic ? kn_dnn_plan_dynamic(a, s, graph, ws_limit)
+                                : kn_dnn_plan_from_key(h, graph, s->use_eng, NULL, ws_limit, &s->plan, &s->plan_ws);
         s->n_tactics = s->n_plans;
         if (s->n_plans) snprintf(s->eng_key, sizeof s->eng_key, "%s", s->use_eng);
-        static const char *const hows[4] = {", dynamic shapes", ", dynamic shapes with its knobs",
-                                            ", dynamic shapes with default knobs", ", dynamic shapes with the heuristics' knobs"};
-        KN_VERBOSE("cuda: stored engine config %s%s: %s in %.2f ms", s->use_eng, s->dynamic ? hows[how] : "",
+        KN_VERBOSE("cuda: stored engine config %s%s: %s in %.2f ms", s->use_eng, s->dynamic ? ", dynamic shapes" : "",
                    s->n_plans ? "plan made" : "no plan", kn_now_ms() - t0);
         return KILN_OK;
     }
