@@ -429,16 +429,11 @@ static void gemm_case(const char *name, kiln_dtype dt, int64_t M, int64_t N, int
     free(A); free(B); free(C); free(ref);
 }
 
-/* MatMul with batch dims ab (A) and bb (B), both of rank nb (1 = broadcast), and a [N] bias. */
-static void matmul_case(const char *name, kiln_dtype dt, int nb, const int64_t *ab, const int64_t *bb, int64_t M,
-                        int64_t K, int64_t N, int bias) {
-    int64_t ob[4], na = 1, nbb = 1, no = 1;
-    for (int i = 0; i < nb; i++) {
-        ob[i] = ab[i] > bb[i] ? ab[i] : bb[i];
-        na *= ab[i]; nbb *= bb[i]; no *= ob[i];
-    }
-    float *A = rnd(na * M * K), *B = rnd(nbb * K * N), *bv = rnd(N);
-    round_to(A, na * M * K, dt); round_to(B, nbb * K * N, dt); round_to(bv, N, dt);
+/* The float64 reference of a batched MatMul: batch dims ab / bb of rank nb broadcast to ob (no
+ * items), A [.., M, K] ([.., K, M] with ta), B [.., K, N] ([.., N, K] with tb), alpha * A B + bias[N]. */
+static double *matmul_ref(int nb, const int64_t *ab, const int64_t *bb, const int64_t *ob, int64_t no, int64_t M,
+                          int64_t K, int64_t N, const float *A, const float *B, const float *bias, int ta, int tb,
+                          float alpha) {
     double *ref = malloc((size_t)(no * M * N) * sizeof *ref);
     for (int64_t o = 0; o < no; o++) {
         int64_t rem = o, ia = 0, ib = 0, sa = 1, sb = 1;
@@ -451,11 +446,26 @@ static void matmul_case(const char *name, kiln_dtype dt, int nb, const int64_t *
         }
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
-                double s = bias ? bv[j] : 0;
-                for (int64_t k = 0; k < K; k++) s += (double)A[(ia * M + i) * K + k] * B[(ib * K + k) * N + j];
-                ref[(o * M + i) * N + j] = s;
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)A[ia * M * K + (ta ? k * M + i : i * K + k)] * B[ib * K * N + (tb ? j * K + k : k * N + j)];
+                ref[(o * M + i) * N + j] = alpha * s + (bias ? bias[j] : 0);
             }
     }
+    return ref;
+}
+
+/* MatMul with batch dims ab (A) and bb (B), both of rank nb (1 = broadcast), and a [N] bias. */
+static void matmul_case(const char *name, kiln_dtype dt, int nb, const int64_t *ab, const int64_t *bb, int64_t M,
+                        int64_t K, int64_t N, int bias) {
+    int64_t ob[4], na = 1, nbb = 1, no = 1;
+    for (int i = 0; i < nb; i++) {
+        ob[i] = ab[i] > bb[i] ? ab[i] : bb[i];
+        na *= ab[i]; nbb *= bb[i]; no *= ob[i];
+    }
+    float *A = rnd(na * M * K), *B = rnd(nbb * K * N), *bv = rnd(N);
+    round_to(A, na * M * K, dt); round_to(B, nbb * K * N, dt); round_to(bv, N, dt);
+    double *ref = matmul_ref(nb, ab, bb, ob, no, M, K, N, A, B, bias ? bv : NULL, 0, 0, 1.0f);
     kc_case c;
     kc_begin(&c, "MatMul", name, bias ? 3 : 2, 1);
     int64_t ad[6], bd[6], yd[6];
@@ -488,24 +498,7 @@ static void matmul_fused_case(const char *name, kiln_dtype dt, int nb, const int
     }
     float *A = rnd(na * M * K), *B = rnd(nbb * K * N), *bv = rnd(N);
     round_to(A, na * M * K, dt); round_to(B, nbb * K * N, dt); round_to(bv, N, dt);
-    double *ref = malloc((size_t)(no * M * N) * sizeof *ref);
-    for (int64_t o = 0; o < no; o++) {
-        int64_t rem = o, ia = 0, ib = 0, sa = 1, sb = 1;
-        for (int d = nb - 1; d >= 0; d--) {
-            int64_t idx = rem % ob[d];
-            rem /= ob[d];
-            ia += (ab[d] == 1 ? 0 : idx) * sa;
-            ib += (bb[d] == 1 ? 0 : idx) * sb;
-            sa *= ab[d]; sb *= bb[d];
-        }
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++) {
-                double s = 0;
-                for (int64_t k = 0; k < K; k++)
-                    s += (double)A[ia * M * K + (ta ? k * M + i : i * K + k)] * B[ib * K * N + (tb ? j * K + k : k * N + j)];
-                ref[(o * M + i) * N + j] = alpha * s + (bias ? bv[j] : 0);
-            }
-    }
+    double *ref = matmul_ref(nb, ab, bb, ob, no, M, K, N, A, B, bias ? bv : NULL, ta, tb, alpha);
     kc_case c;
     kc_begin(&c, "MatMul", name, bias ? 3 : 2, 1);
     if (ta) KT_OK(kn_node_set_attr_int(kc_node(&c), "kiln.trans_a", 1));
