@@ -342,7 +342,7 @@ static kiln_status kn_front_end(const kiln_graph *graph, const kiln_build_config
     kn_pass_options po = {.precision = c->precision, .verbose = c->verbose, .backend = m->backend};
     if (c->optimize) KN_CHECK_GOTO(st, kn_passes_run(g, &po), fail);
     KN_CHECK_GOTO(st, kn_lower_precision(g, c->precision), fail);
-    /* the layout pass rewrites f16/bf16 activations, so it runs after the lowering */
+    /* the layout pass rewrites f16/bf16 activations (f32 ones only in tf32), so it runs after the lowering */
     if (c->optimize && !c->keep_nchw) {
         int changed = 0;
         KN_CHECK_GOTO(st, kn_pass_layout_nhwc(g, &po, &changed), fail);

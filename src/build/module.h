@@ -92,7 +92,8 @@ typedef struct kn_pass_options {
 } kn_pass_options;
 kiln_status kn_passes_run(kn_graph *g, const kn_pass_options *opt);
 /* The NHWC layout pass (src/passes/layout_nhwc.c): run after kn_lower_precision, since it rewrites
- * only f16/bf16 activations; a no-op unless the backend's prefers_nhwc says so. */
+ * only f16/bf16 activations (and f32 ones in a tf32 build); a no-op unless the backend's
+ * prefers_nhwc says so. */
 kiln_status kn_pass_layout_nhwc(kn_graph *g, const kn_pass_options *opt, int *changed);
 
 /* Marks nodes forced to fall back (node->fallback) from the user's list. */

@@ -51,10 +51,13 @@ static int kn_act_slot(const kn_node *n, int k) {
 /* The node's output 0 follows the node's layout (GlobalAveragePool's does not: same bytes). */
 static int kn_act_out(const kn_node *n) { return n->op != KN_OP_GlobalAveragePool; }
 
-static int kn_low_4d(const kn_graph *g, int v) {
+/* A 4-D activation the pass may lay out NHWC: f16/bf16, or f32 in a TF32 build (TF32 is a math
+ * mode of f32 storage, and cuDNN's tensor-core engines want NHWC there too). */
+static int kn_low_4d(const kn_graph *g, const kn_pass_options *opt, int v) {
     if (v < 0) return 0;
     const kn_value *val = &g->values[v];
-    return !val->constant && val->rank == 4 && (val->dtype == KILN_F16 || val->dtype == KILN_BF16);
+    if (val->constant || val->rank != 4) return 0;
+    return val->dtype == KILN_F16 || val->dtype == KILN_BF16 || (val->dtype == KILN_F32 && opt->precision == KILN_PRECISION_TF32);
 }
 
 static int kn_capable(const kn_graph *g, const kn_pass_options *opt, const kn_node *n) {
@@ -65,14 +68,14 @@ static int kn_capable(const kn_graph *g, const kn_pass_options *opt, const kn_no
     for (int k = 0; k < n->n_in; k++) {
         if (kn_act_slot(n, k)) {
             if (k > 0 && n->in[k] < 0 && n->op == KN_OP_Conv) continue; /* no residual */
-            if (!kn_low_4d(g, n->in[k])) return 0;
+            if (!kn_low_4d(g, opt, n->in[k])) return 0;
         } else if (n->in[k] >= 0 && !g->values[n->in[k]].constant) {
             return 0; /* weights, bias, clip bounds: constants only */
         }
     }
     for (int k = 1; k < n->n_out; k++)
         if (n->out[k] >= 0) return 0; /* MaxPool's indices, Dropout-like extras */
-    if (kn_act_out(n) && !kn_low_4d(g, n->out[0])) return 0;
+    if (kn_act_out(n) && !kn_low_4d(g, opt, n->out[0])) return 0;
     if (n->op == KN_OP_Conv) {
         const kn_host_tensor *w = n->n_in > 1 ? kn_pass_const(g, n->in[1]) : NULL;
         if (!w || w->rank != 4) return 0;
@@ -160,7 +163,7 @@ static kiln_status kn_layout_rewrite(kn_graph *g, const kn_pass_options *opt, in
 
     int to_nhwc = 0, to_nchw = 0;
     for (int v = 0; v < n_values; v++) {
-        if (!kn_low_4d(g, v)) continue;
+        if (!kn_low_4d(g, opt, v)) continue;
         int p = kn_pass_producer(g, v);
         int home_nhwc = p >= 0 && p < n_nodes && in_l[p] && kn_act_out(&g->nodes[p]) && g->nodes[p].out[0] == v;
         int nhwc_uses = 0, nchw_uses = 0;

@@ -1,8 +1,8 @@
-/* NHWC fp16 convolution blocks on CUDA (the layout pass, issue 10): small conv graphs and
- * ResNet-18 compiled for CUDA in fp16 (the pass runs: checked structurally) against the CPU fp32
+/* NHWC convolution blocks on CUDA (the layout pass, issue 10): small conv graphs and ResNet-18
+ * compiled for CUDA in fp16 and in tf32 (the pass runs: checked structurally) against the CPU fp32
  * module of the same graph, with CUDA graphs off and whole-module, including a forced fallback in
  * the middle and blocks demoted to fallback (min block size above the graph's size).
- * Tolerance: max |gpu - cpu| <= 1e-2 * max |cpu| (2e-2 for ResNet-18's 20 fp16 convs).
+ * Tolerance: max |gpu - cpu| <= 1e-2 * max |cpu| (2e-2 for ResNet-18's 20 convs).
  * Prints "SKIP: no CUDA device" and passes on a machine without a GPU. */
 #include "test_passes_util.h"
 
@@ -60,7 +60,10 @@ static int run_cuda(const kiln_module *m, const float *x, kiln_cudagraphs_mode g
     return st == KILN_OK;
 }
 
-/* Compiles g for CUDA fp16 and CPU fp32 and compares output 0 with graphs off and whole. */
+/* the CUDA builds' precision: fp16, then tf32 (f32 storage, NHWC too) */
+static kiln_precision g_prec = KILN_PRECISION_FP16;
+
+/* Compiles g for CUDA at g_prec and CPU fp32 and compares output 0 with graphs off and whole. */
 static void check(const kiln_graph *g, const char *what, int n_in, const int64_t (*in_dims)[4], kt_opts o, double tol,
                   int want_conv) {
     float *ins[4] = {0};
@@ -72,16 +75,17 @@ static void check(const kiln_graph *g, const char *what, int n_in, const int64_t
     o.optimize = true;
     kiln_module *ref = kt_compile(g, &o);
     kiln_build_config c;
-    o.precision = KILN_PRECISION_FP16;
+    o.precision = g_prec;
     kt_config(&c, &o);
     c.device = KILN_DEVICE_CUDA;
     kiln_module *m = NULL;
     kiln_status st = kiln_compile(g, &c, &m);
-    KT_CHECK(st == KILN_OK, "%s: CUDA fp16 build: %s", what, kiln_last_error());
+    const char *pn = g_prec == KILN_PRECISION_TF32 ? "tf32" : "fp16";
+    KT_CHECK(st == KILN_OK, "%s: CUDA %s build: %s", what, pn, kiln_last_error());
     if (m && ref) {
         int conv, conversions, nl = layout_nodes(m, &conv, &conversions);
         KT_CHECK(conv == want_conv && nl >= conv && conversions >= 1,
-                 "%s: %d conv%s NHWC (want %d), %d layout nodes, %d conversions", what, conv, conv == 1 ? "" : "s",
+                 "%s %s: %d conv%s NHWC (want %d), %d layout nodes, %d conversions", what, pn, conv, conv == 1 ? "" : "s",
                  want_conv, nl, conversions);
         float *a[4] = {0}, *b = NULL;
         int64_t na[4] = {0}, nb = 0;
@@ -93,8 +97,8 @@ static void check(const kiln_graph *g, const char *what, int n_in, const int64_t
                     if (na[0] == nb) {
                         double err = kt_max_rel_err(b, a[0], nb);
                         KT_CHECK(err <= tol,
-                                 "%s (graphs %s): fp16 NHWC differs from fp32 CPU by %g of the output scale (tol %g)",
-                                 what, mode ? "whole" : "off", err, tol);
+                                 "%s (graphs %s): %s NHWC differs from fp32 CPU by %g of the output scale (tol %g)",
+                                 what, mode ? "whole" : "off", pn, err, tol);
                     }
                 }
                 free(b);
@@ -216,6 +220,9 @@ int main(void) {
         return 0;
     }
     kt_seed(10);
+    test_small_graphs();
+    test_resnet18();
+    g_prec = KILN_PRECISION_TF32;
     test_small_graphs();
     test_resnet18();
     return kt_finish();

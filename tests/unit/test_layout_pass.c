@@ -8,7 +8,11 @@
 #include "ir/shape_infer.h"
 #include "resnet.h"
 
-static int yes_nhwc(kiln_precision p) { return p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16; }
+/* says yes at every precision: which activations qualify (f16/bf16, or f32 under tf32) is the pass's rule */
+static int yes_nhwc(kiln_precision p) {
+    (void)p;
+    return 1;
+}
 
 typedef struct counts {
     int to_nhwc, to_nchw, layout, layout_conv, identity;
@@ -91,6 +95,29 @@ static void test_conv_chain(void) {
     KT_OK(kn_pass_remove_identity(g, &po, &removed));
     KT_CHECK(removed == 0 && count(g).to_nhwc == 1 && count(g).to_nchw == 1, "remove_identity keeps kiln.to_layout (%d removed)",
              removed);
+    kiln_graph_free(graph);
+}
+
+/* TF32 keeps f32 storage; its activations go NHWC like f16 ones, the weights as f32 OHWI copies. */
+static void test_conv_chain_tf32(void) {
+    int64_t xd[4] = {2, 3, 5, 6};
+    kiln_graph *graph = new_graph(xd);
+    kt_conv(graph, "c1", "x", "a", 3, 4, 3, 1);
+    kt_node(graph, "Relu", "r1", "a", NULL, "b");
+    kt_conv(graph, "c2", "b", "y", 4, 5, 3, 1);
+    KT_OK(kiln_graph_add_output(graph, "y"));
+    int changed;
+    counts c = rewrite(graph, KILN_PRECISION_TF32, &changed);
+    KT_CHECK(changed == 3 && c.layout == 3 && c.layout_conv == 2 && c.to_nhwc == 1 && c.to_nchw == 1,
+             "tf32: conv, relu, conv go NHWC with 2 conversions (%d marked, %d in, %d out)", c.layout, c.to_nhwc, c.to_nchw);
+    kn_graph *g = &graph->g;
+    int w0 = kn_graph_find_value(g, "c1.w");
+    const kn_node *c1 = NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].dead && g->nodes[i].name && strcmp(g->nodes[i].name, "c1") == 0) c1 = &g->nodes[i];
+    KT_CHECK(c1 && w0 >= 0 && c1->in[1] != w0 && g->values[c1->in[1]].constant &&
+                 g->values[c1->in[1]].constant->dtype == KILN_F32,
+             "tf32: c1 reads a new f32 OHWI constant");
     kiln_graph_free(graph);
 }
 
@@ -197,7 +224,7 @@ static void test_no_rewrite(void) {
     kt_conv(graph, "c1", "x", "y", 3, 4, 3, 1);
     KT_OK(kiln_graph_add_output(graph, "y"));
     c = rewrite(graph, KILN_PRECISION_FP32, &changed);
-    KT_CHECK(changed == 0 && c.identity == 0, "fp32: prefers_nhwc says no (%d)", changed);
+    KT_CHECK(changed == 0 && c.identity == 0, "fp32: f32 activations stay NCHW outside tf32 (%d)", changed);
     kiln_graph_free(graph);
 
     graph = new_graph(xd);
@@ -247,6 +274,7 @@ static void test_resnet18(void) {
 int main(void) {
     kt_seed(10);
     test_conv_chain();
+    test_conv_chain_tf32();
     test_weight_permutation();
     test_gap_exit();
     test_edges();

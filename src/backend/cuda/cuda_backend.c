@@ -134,8 +134,11 @@ static int kn_cuda_supports(const kn_graph *g, const kn_node *n) {
     return t->supports ? t->supports(g, n) : 1;
 }
 
-/* fp16/bf16 convolutions run NHWC (cuDNN's NCHW fp16 engines transpose internally). */
-static int kn_cuda_prefers_nhwc(kiln_precision p) { return p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16; }
+/* fp16/bf16 and tf32 convolutions run NHWC (cuDNN's NCHW tensor-core engines transpose
+ * internally); plain fp32 stays NCHW. */
+static int kn_cuda_prefers_nhwc(kiln_precision p) {
+    return p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16 || p == KILN_PRECISION_TF32;
+}
 
 static const kn_kernel *kn_cuda_engine_kernel(const kn_graph *g, const kn_node *n) {
     if (!kn_cuda_supports(g, n)) return NULL;

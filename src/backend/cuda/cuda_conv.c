@@ -17,7 +17,7 @@
  * per session and step, and left out altogether under the module's avoid_runtime_compilation
  * (docs/DESIGN.md, "Stored engine configs").
  *
- * Tensors are NCHW (NCDHW), except for a node the layout pass marked kiln.layout = 1 (fp16/bf16
+ * Tensors are NCHW (NCDHW), except for a node the layout pass marked kiln.layout = 1 (fp16/bf16/tf32
  * 2-D convolutions): X, Y and the residual are NHWC in memory and W is KRSC, given to cuDNN as the
  * same logical dims with channels-innermost strides (the bias stays [1, K, 1, 1]). 1-D convolutions run as 2-D
  * with a unit height. With precision fp32, engines that use tensor cores (TF32) or down-convert

@@ -77,14 +77,15 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const _
     }
 }
 
-// 2-D pooling of NHWC f16/bf16 data, 8 channels per thread through 16-byte loads and 32-bit
-// index arithmetic. The layout pass gives every pool inside an fp16/bf16 engine block this form;
+// 2-D pooling of NHWC f16/bf16/f32 data, one 16-byte vector of channels per thread (8 of f16, 4 of
+// f32) and 32-bit index arithmetic. The layout pass gives every pool inside an fp16/bf16/tf32 engine block this form;
 // the generic kernel above (64-bit divisions per element, one element per thread) ran ResNet's
 // max pool at about a tenth of the memory bandwidth. Same results as the generic kernel: max
 // keeps the first NaN (any NaN, since values carry no index here), average divides by the
 // count of real or (count_include_pad) padded-window elements.
-template <typename T> __global__ void __launch_bounds__(256) pool2d_nhwc_v8(const __grid_constant__ knc_pool p, int n) {
-    const int C8 = (int)(p.c / 8), H = (int)p.in_sp[1], W = (int)p.in_sp[2];
+template <typename T> __global__ void __launch_bounds__(256) pool2d_nhwc_vec(const __grid_constant__ knc_pool p, int n) {
+    constexpr int V = 16 / sizeof(T);
+    const int C8 = (int)(p.c / V), H = (int)p.in_sp[1], W = (int)p.in_sp[2];
     const int OH = (int)p.out_sp[1], OW = (int)p.out_sp[2];
     const int kh = (int)p.k[1], kw = (int)p.k[2], sh = (int)p.stride[1], sw = (int)p.stride[2];
     const int dh = (int)p.dil[1], dw = (int)p.dil[2], ph = (int)p.pad_begin[1], pw = (int)p.pad_begin[2];
@@ -94,10 +95,10 @@ template <typename T> __global__ void __launch_bounds__(256) pool2d_nhwc_v8(cons
         int oh = t % OH;
         int nb = t / OH;
         int h0 = oh * sh - ph, w0 = ow * sw - pw;
-        float acc[8];
-        for (int j = 0; j < 8; j++) acc[j] = p.is_max ? -INFINITY : 0.0f;
+        float acc[V];
+        for (int j = 0; j < V; j++) acc[j] = p.is_max ? -INFINITY : 0.0f;
         int count = 0;
-        const T *base = (const T *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * 8;
+        const T *base = (const T *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * V;
         for (int a = 0; a < kh; a++) {
             int h = h0 + a * dh;
             if (h < 0 || h >= H) continue;
@@ -106,7 +107,7 @@ template <typename T> __global__ void __launch_bounds__(256) pool2d_nhwc_v8(cons
                 if (w < 0 || w >= W) continue;
                 uint4 raw = *(const uint4 *)(base + ((size_t)h * W + w) * p.c);
                 const T *v = (const T *)&raw;
-                for (int j = 0; j < 8; j++) {
+                for (int j = 0; j < V; j++) {
                     float x = to_acc<float, T>(v[j]);
                     if (p.is_max) acc[j] = (x > acc[j] || (x != x && acc[j] == acc[j])) ? x : acc[j];
                     else acc[j] += x;
@@ -123,12 +124,12 @@ template <typename T> __global__ void __launch_bounds__(256) pool2d_nhwc_v8(cons
                 ew = ew < lw ? ew : lw;
                 div = ((eh - h0 + dh - 1) / dh) * ((ew - w0 + dw - 1) / dw);
             }
-            for (int j = 0; j < 8; j++) acc[j] = div > 0 ? acc[j] / (float)div : 0.0f;
+            for (int j = 0; j < V; j++) acc[j] = div > 0 ? acc[j] / (float)div : 0.0f;
         }
         uint4 out;
         T *o = (T *)&out;
-        for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(acc[j]);
-        *(uint4 *)((T *)p.out + (size_t)i * 8) = out;
+        for (int j = 0; j < V; j++) o[j] = from_acc<T, float>(acc[j]);
+        *(uint4 *)((T *)p.out + (size_t)i * V) = out;
     }
 }
 
@@ -303,15 +304,18 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
     if (p->nhwc && (p->indices || p->c <= 0 || p->nc % p->c)) return cudaErrorInvalidValue;
     if (!p->is_max && (p->indices || p->col_major)) return cudaErrorInvalidValue;
     unsigned g = grid_for(n, 256);
-    // the vector path: NHWC 2-D f16/bf16, channels a multiple of 8, 16-byte aligned, 32-bit sizes
+    // the vector path: NHWC 2-D f16/bf16 (channels a multiple of 8) or f32 (of 4), 16-byte
+    // aligned, 32-bit sizes
     int64_t in_n = p->nc * p->in_sp[0] * p->in_sp[1] * p->in_sp[2];
-    if (p->nhwc && p->nsp == 2 && (p->dtype == KILN_F16 || p->dtype == KILN_BF16) && p->c % 8 == 0 &&
+    int vw = p->dtype == KILN_F16 || p->dtype == KILN_BF16 ? 8 : p->dtype == KILN_F32 ? 4 : 0;
+    if (p->nhwc && p->nsp == 2 && vw && p->c % vw == 0 &&
         !p->indices && in_n < INT32_MAX && n < INT32_MAX && ((uintptr_t)p->in | (uintptr_t)p->out) % 16 == 0 &&
         pool_fits_int32(p, 1) && pool_fits_int32(p, 2)) {
-        int nv = (int)(n / 8);
+        int nv = (int)(n / vw);
         unsigned gv = grid_for(nv, 256);
-        if (p->dtype == KILN_F16) pool2d_nhwc_v8<__half><<<gv, 256, 0, s>>>(*p, nv);
-        else pool2d_nhwc_v8<__nv_bfloat16><<<gv, 256, 0, s>>>(*p, nv);
+        if (p->dtype == KILN_F16) pool2d_nhwc_vec<__half><<<gv, 256, 0, s>>>(*p, nv);
+        else if (p->dtype == KILN_BF16) pool2d_nhwc_vec<__nv_bfloat16><<<gv, 256, 0, s>>>(*p, nv);
+        else pool2d_nhwc_vec<float><<<gv, 256, 0, s>>>(*p, nv);
         return cudaGetLastError();
     }
     if (p->is_max && p->dtype == KILN_I8) {
