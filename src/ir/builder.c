@@ -89,7 +89,7 @@ kiln_status kiln_graph_add_node(kiln_graph *graph, const char *op_type, const ch
     KN_ARG_CHECK(num_attrs >= 0 && (num_attrs == 0 || attrs), "attrs");
     kn_graph *g = &graph->g;
     const char *label = name && *name ? name : "(unnamed)";
-    kn_op op = kn_op_from_name(op_type);
+    kn_op op = kn_op_from_model_name(op_type);
     if (op == KN_OP_INVALID)
         return kn_error(KILN_ERR_UNSUPPORTED, "node '%s': op type '%s' is not in kiln's op set", label, op_type);
     if (num_inputs > 64 || num_outputs > 8)

@@ -137,7 +137,7 @@ static int kn_bad_cmp(const void *pa, const void *pb) {
 }
 
 static int kn_onnx_op_known(const char *op) {
-    return !strcmp(op, "Constant") || !strcmp(op, "Upsample") || kn_op_from_name(op) != KN_OP_INVALID;
+    return !strcmp(op, "Constant") || !strcmp(op, "Upsample") || kn_op_from_model_name(op) != KN_OP_INVALID;
 }
 
 static kiln_status kn_onnx_check_ops(kn_onnx_ctx *c) {
@@ -440,7 +440,7 @@ static kiln_status kn_onnx_node(kn_onnx_ctx *c, const Onnx__NodeProto *np, int i
     kn_graph *g = c->g;
     char lb[128];
     kn_onnx_label(np, index, lb, sizeof lb);
-    kn_op op = !strcmp(np->op_type, "Upsample") ? KN_OP_Resize : kn_op_from_name(np->op_type);
+    kn_op op = !strcmp(np->op_type, "Upsample") ? KN_OP_Resize : kn_op_from_model_name(np->op_type);
     const kn_op_def *def = kn_op_get(op);
     if (!def) return kn_error(KILN_ERR_INTERNAL, "%s '%s': no op definition", np->op_type, lb);
     if (np->n_input > 4096 || np->n_output > 64)

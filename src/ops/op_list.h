@@ -12,7 +12,7 @@
     X(Flatten) X(Reshape) X(Transpose) X(Concat) X(Split) X(Slice) X(Squeeze) X(Unsqueeze)        \
     X(Gather) X(Expand) X(Tile) X(Pad) X(Resize) X(Shape) X(Constant) X(ConstantOfShape)          \
     X(Range) X(Identity) X(Dropout) X(Cast) X(ReduceMean) X(ReduceSum) X(ReduceMax) X(ReduceMin)  \
-    X(Mod)
+    X(Mod) X(KilnAttention)
 
 typedef enum kn_op {
     KN_OP_INVALID = 0,
@@ -24,5 +24,7 @@ typedef enum kn_op {
 
 const char *kn_op_name(kn_op op);
 kn_op kn_op_from_name(const char *name); /* KN_OP_INVALID if not in the op set */
+/* The same for a model's op (ONNX, the graph builder): kiln's internal fused forms are not in it. */
+kn_op kn_op_from_model_name(const char *name);
 
 #endif

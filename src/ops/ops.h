@@ -32,6 +32,7 @@ enum {
     KN_OPF_ELEMENTWISE = 1 << 0, /* unary or broadcasting binary: fusable into chains */
     KN_OPF_HOST_EVAL = 1 << 1,   /* on small int tensors known on the host, evaluate at shape time */
     KN_OPF_PURE = 1 << 2,        /* no side effects: CSE may merge equal nodes */
+    KN_OPF_INTERNAL = 1 << 3,    /* a fused form kiln's passes make (KilnAttention): no model may name it */
 };
 
 typedef struct kn_op_def {
@@ -53,6 +54,7 @@ void kn_ops_register_elementwise(kn_op_def *table);
 void kn_ops_register_nn(kn_op_def *table);      /* conv, pooling, norms, gemm/matmul, softmax */
 void kn_ops_register_tensor(kn_op_def *table);  /* shape, layout and data movement */
 void kn_ops_register_reduce(kn_op_def *table);
+void kn_ops_register_attention(kn_op_def *table); /* KilnAttention (src/ops/attention.c) */
 
 /* ---- helpers for shape functions --------------------------------------------------------------- */
 /* numpy broadcasting of a and b into out (rank, dims); error names the node and both shapes. */

@@ -24,6 +24,12 @@ kn_op kn_op_from_name(const char *name) {
     return KN_OP_INVALID;
 }
 
+kn_op kn_op_from_model_name(const char *name) {
+    kn_op op = kn_op_from_name(name);
+    const kn_op_def *d = kn_op_get(op);
+    return d && (d->flags & KN_OPF_INTERNAL) ? KN_OP_INVALID : op;
+}
+
 static kn_op_def kn_op_table[KN_OP_COUNT];
 static pthread_once_t kn_op_once = PTHREAD_ONCE_INIT;
 
@@ -33,6 +39,7 @@ static void kn_ops_init(void) {
     kn_ops_register_nn(kn_op_table);
     kn_ops_register_tensor(kn_op_table);
     kn_ops_register_reduce(kn_op_table);
+    kn_ops_register_attention(kn_op_table);
 }
 
 const kn_op_def *kn_op_get(kn_op op) {

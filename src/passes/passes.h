@@ -26,6 +26,7 @@ kiln_status kn_pass_fuse_conv(kn_graph *g, const kn_pass_options *opt, int *chan
 kiln_status kn_pass_fuse_matmul(kn_graph *g, const kn_pass_options *opt, int *changed);
 kiln_status kn_pass_fuse_gemm(kn_graph *g, const kn_pass_options *opt, int *changed);
 kiln_status kn_pass_fuse_norm(kn_graph *g, const kn_pass_options *opt, int *changed);
+kiln_status kn_pass_fuse_attention(kn_graph *g, const kn_pass_options *opt, int *changed);
 /* kn_pass_layout_nhwc (layout_nhwc.c) is declared in build/module.h: compile.c calls it. */
 
 /* ---- helpers (src/passes/pass_util.c) ----------------------------------------------------------- */

@@ -2,8 +2,8 @@
  * run to a fixed point, since each can expose work for the others; then the fusions run in the
  * order their patterns nest (BatchNorm into Conv first, so that the Conv's epilogue sees the
  * Add and activation that followed the BatchNorm; MatMul's operand transposes and scales before
- * its bias and activation; a residual Add into the LayerNormalization that reads it), and a last
- * DCE. Constants that were read
+ * its bias and activation; a residual Add into the LayerNormalization that reads it; attention
+ * after MatMul's, so that its scale is already the first MatMul's kiln.alpha), and a last DCE. Constants that were read
  * before the passes and are read by nothing after them (weights replaced by folded ones, inputs
  * of folded nodes) are released, so no backend uploads them; initializers the model never read
  * are left to the engine writer, which skips them. */
@@ -14,7 +14,7 @@ typedef kiln_status (*kn_pass_fn)(kn_graph *g, const kn_pass_options *opt, int *
 static kiln_status kn_passes_rewrite(kn_graph *g, const kn_pass_options *opt) {
     static const kn_pass_fn cleanup[] = {kn_pass_remove_identity, kn_pass_fold_constants, kn_pass_cse, kn_pass_dce};
     static const kn_pass_fn fusion[] = {kn_pass_fold_batchnorm, kn_pass_fuse_conv, kn_pass_fuse_matmul,
-                                            kn_pass_fuse_gemm, kn_pass_fuse_norm, kn_pass_dce};
+                                            kn_pass_fuse_gemm, kn_pass_fuse_norm, kn_pass_fuse_attention, kn_pass_dce};
     int round = 0;
     for (;; round++) {
         int total = 0;

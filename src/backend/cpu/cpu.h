@@ -11,6 +11,7 @@ void kn_cpu_register_elementwise(kn_kernel *table);
 void kn_cpu_register_nn(kn_kernel *table);
 void kn_cpu_register_tensor(kn_kernel *table);
 void kn_cpu_register_reduce(kn_kernel *table);
+void kn_cpu_register_attention(kn_kernel *table); /* KilnAttention (attention.c) */
 
 /* The reference kernel of an op (run == NULL when the op has none). */
 const kn_kernel *kn_cpu_kernel(kn_op op);

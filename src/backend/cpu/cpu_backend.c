@@ -16,6 +16,7 @@ static void kn_cpu_init(void) {
     kn_cpu_register_nn(kn_cpu_table);
     kn_cpu_register_tensor(kn_cpu_table);
     kn_cpu_register_reduce(kn_cpu_table);
+    kn_cpu_register_attention(kn_cpu_table);
 }
 
 const kn_kernel *kn_cpu_kernel(kn_op op) {

@@ -166,6 +166,24 @@ cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s);
 cudaError_t knc_softmax(const void *in, void *out, kiln_dtype dtype, int64_t outer, int64_t len,
                         int64_t inner, int log, cudaStream_t s);
 
+/* KilnAttention (src/ops/attention.h): O[n] = softmax(alpha Q[n] K[n]^T) V[n] in one pass over
+ * the keys (running max and sum), operands and output through strided views. Dk, Dv <= 128. */
+typedef struct knc_attn_operand {
+    const void *p;
+    int64_t n_inner, s_outer, s_inner, s_l, s_d;
+} knc_attn_operand;
+typedef struct knc_attention {
+    kiln_dtype dtype;
+    int64_t n, lq, lk;
+    int dk, dv;
+    float alpha;
+    knc_attn_operand q, k, v;
+    void *y;
+    int64_t y_s_n, y_s_l, y_s_d;
+} knc_attention;
+#define KNC_ATTN_MAX_D 128
+cudaError_t knc_attention_launch(const knc_attention *p, cudaStream_t s);
+
 /* Normalizes each contiguous row of `len` elements (layer and instance norm).
  * gamma/beta: per element j of the row (per_channel == 0; *_scalar: one value), or per channel
  * row % channels (per_channel == 1). mean/rstd: optional f32 outputs, one per row. */

@@ -1,5 +1,6 @@
 /* Pooling, softmax and normalization ops on CUDA (kiln's own kernels in nn.cu and reduce.cu). */
 #include "cuda_internal.h"
+#include "ops/attention.h"
 
 /* ---- pooling ---------------------------------------------------------------------------------- */
 
@@ -169,9 +170,54 @@ static kiln_status kn_cuda_batchnorm_run(const kn_kernel_args *a) {
     return KILN_OK;
 }
 
+static kiln_status kn_cuda_attention_run(const kn_kernel_args *a) {
+    kn_attn_geom g;
+    KN_TRY(kn_attn_geometry(a->node, &a->in[0], &a->in[1], &a->in[2], &g));
+    if (g.dk > KNC_ATTN_MAX_D || g.dv > KNC_ATTN_MAX_D)
+        return kn_node_error(a->node, KILN_ERR_UNSUPPORTED, "heads of %lld (Q/K) and %lld (V) columns; the CUDA kernel takes up to %d",
+                             (long long)g.dk, (long long)g.dv, KNC_ATTN_MAX_D);
+    const kn_attn_operand *src[3] = {&g.q, &g.k, &g.v};
+    knc_attn_operand op[3];
+    for (int k = 0; k < 3; k++) {
+        size_t es = kiln_dtype_size(a->in[k].dtype);
+        op[k] = (knc_attn_operand){.p = (const char *)a->in[k].data + (size_t)src[k]->off * es, .n_inner = src[k]->n_inner,
+                                   .s_outer = src[k]->s_outer, .s_inner = src[k]->s_inner, .s_l = src[k]->s_l, .s_d = src[k]->s_d};
+    }
+    knc_attention p = {.dtype = a->in[0].dtype, .n = g.n, .lq = g.lq, .lk = g.lk, .dk = (int)g.dk, .dv = (int)g.dv,
+                       .alpha = g.alpha, .q = op[0], .k = op[1], .v = op[2], .y = a->out[0].data,
+                       .y_s_n = g.y_s_n, .y_s_l = g.y_s_l, .y_s_d = g.y_s_d};
+    KN_CU(knc_attention_launch(&p, kn_cuda_stream(a)));
+    return KILN_OK;
+}
+
 /* ---- what the kernels take --------------------------------------------------------------------- */
 
 static int kn_sup_float(const kn_graph *g, const kn_node *n) { return kn_cuda_is_fp_or_f64(kn_cuda_in_dtype(g, n, 0)); }
+/* KilnAttention: f32/f16/bf16 with heads of at most KNC_ATTN_MAX_D columns at every shape. The
+ * static dims, unknown and symbolic ones set to 1 and then to 1000, must give the same small
+ * Dk and Dv (so the head sizes do not depend on a symbol). */
+static int kn_sup_attention(const kn_graph *g, const kn_node *n) {
+    if (!kn_cuda_is_fp(kn_cuda_in_dtype(g, n, 0)) || n->n_in != 3) return 0;
+    int64_t d[2][2];
+    for (int probe = 0; probe < 2; probe++) {
+        kn_tensor t[3];
+        for (int k = 0; k < 3; k++) {
+            if (n->in[k] < 0) return 0;
+            const kn_value *v = &g->values[n->in[k]];
+            t[k] = (kn_tensor){.dtype = v->dtype, .rank = v->rank};
+            if (v->rank < 0 || v->rank > KILN_MAX_RANK) return 0;
+            for (int i = 0; i < v->rank; i++) t[k].dims[i] = v->dims[i].sym < 0 && v->dims[i].v >= 0 ? v->dims[i].v : probe ? 1000 : 1;
+        }
+        kn_attn_geom ag;
+        if (kn_attn_geometry(n, &t[0], &t[1], &t[2], &ag) != KILN_OK) {
+            kn_clear_error();
+            return 0;
+        }
+        d[probe][0] = ag.dk;
+        d[probe][1] = ag.dv;
+    }
+    return d[0][0] == d[1][0] && d[0][1] == d[1][1] && d[0][0] <= KNC_ATTN_MAX_D && d[0][1] <= KNC_ATTN_MAX_D;
+}
 /* MaxPool takes what the op takes (floats, int8, uint8), AveragePool floats only. */
 static int kn_sup_pool(const kn_graph *g, const kn_node *n) {
     kiln_dtype t = kn_cuda_in_dtype(g, n, 0);
@@ -194,5 +240,6 @@ void kn_cuda_register_nn(kn_cuda_op *t) {
     KN_NN(LayerNormalization, kn_cuda_layernorm_run, kn_sup_float, "cuda.layer_norm");
     KN_NN(InstanceNormalization, kn_cuda_instnorm_run, kn_sup_float, "cuda.instance_norm");
     KN_NN(BatchNormalization, kn_cuda_batchnorm_run, kn_sup_batchnorm, "cuda.batch_norm");
+    KN_NN(KilnAttention, kn_cuda_attention_run, kn_sup_attention, "cuda.attention");
 #undef KN_NN
 }

@@ -1,0 +1,131 @@
+/* KilnAttention's meaning (src/ops/attention.h): attribute checks, operand views, shapes. */
+#include "attention.h"
+
+static const char *const kn_attn_view_attr[3] = {"kiln.q_view", "kiln.k_view", "kiln.v_view"};
+static const char *const kn_attn_name[3] = {"Q", "K", "V"};
+
+static int kn_attn_perm_ok(const int64_t *p) {
+    return p[0] >= 0 && p[0] < 3 && p[1] >= 0 && p[1] < 3 && p[2] >= 0 && p[2] < 3 && p[0] != p[1] && p[0] != p[2] &&
+           p[1] != p[2];
+}
+
+static kiln_status kn_check_attention(const kn_graph *g, const kn_node *n) {
+    (void)g;
+    for (int k = 0; k < 3; k++) {
+        const int64_t *v;
+        int c = kn_attr_ints(n, kn_attn_view_attr[k], &v);
+        if (c < 0) continue;
+        if (c != KN_ATTN_VIEW_INTS || v[0] < 0 || v[1] < -1 || (v[1] >= 0 && v[1] <= v[0]) || v[2] < 0 ||
+            !kn_attn_perm_ok(v + 3))
+            return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
+                                 "attribute '%s' must be [start, end (-1: all), head_dim (0: none), perm0, perm1, perm2] "
+                                 "with 0 <= start < end and a permutation of 0,1,2",
+                                 kn_attn_view_attr[k]);
+    }
+    const int64_t *p;
+    int c = kn_attr_ints(n, "kiln.out_perm", &p);
+    if (c >= 0 && (c != 3 || !kn_attn_perm_ok(p)))
+        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'kiln.out_perm' must be a permutation of 0,1,2");
+    return KILN_OK;
+}
+
+/* One view dim: size, and up to two (size, stride) parts, outer first (a dim the heads joined). */
+typedef struct kn_vdim {
+    int64_t size, outer, s_outer, inner, s_inner;
+} kn_vdim;
+
+static kiln_status kn_attn_operand_view(const kn_node *n, int which, const kn_tensor *x, int64_t dims[3], kn_attn_operand *o) {
+    static const int64_t ident[KN_ATTN_VIEW_INTS] = {0, -1, 0, 0, 1, 2};
+    const int64_t *v = ident;
+    if (kn_attr_ints(n, kn_attn_view_attr[which], &v) != KN_ATTN_VIEW_INTS) v = ident;
+    if (x->rank != 3)
+        return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s) has rank %d; KilnAttention takes rank-3 inputs", which,
+                             kn_attn_name[which], x->rank);
+    int64_t a0 = x->dims[0], a1 = x->dims[1], a2 = x->dims[2];
+    int64_t start = v[0], end = v[1] < 0 ? a2 : v[1], hd = v[2];
+    if (end > a2 || start >= end)
+        return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s) has %lld columns; its view takes columns %lld..%lld", which,
+                             kn_attn_name[which], (long long)a2, (long long)start, (long long)end);
+    int64_t w = end - start;
+    kn_vdim vd[3];
+    vd[0] = (kn_vdim){a0, a0, a1 * a2, 1, 0};
+    if (hd > 0) {
+        if (w % hd)
+            return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s): %lld columns do not split into heads of %lld", which,
+                                 kn_attn_name[which], (long long)w, (long long)hd);
+        vd[1] = (kn_vdim){a1 * (w / hd), a1, a2, w / hd, hd};
+        vd[2] = (kn_vdim){hd, hd, 1, 1, 0};
+    } else {
+        vd[1] = (kn_vdim){a1, a1, a2, 1, 0};
+        vd[2] = (kn_vdim){w, w, 1, 1, 0};
+    }
+    /* operand dim i is view dim p[i]; only N may keep two parts */
+    const int64_t *p = v + 3;
+    int64_t s[3];
+    for (int i = 0; i < 3; i++) {
+        const kn_vdim *d = &vd[p[i]];
+        dims[i] = d->size;
+        s[i] = d->inner == 1 ? d->s_outer : d->outer == 1 ? d->s_inner : -1;
+        if (i > 0 && s[i] < 0)
+            return kn_node_error(n, KILN_ERR_SHAPE,
+                                 "input %d (%s): its view's dim %d joins two strides; only the batch dim (0) may", which,
+                                 kn_attn_name[which], i);
+    }
+    const kn_vdim *nd = &vd[p[0]];
+    o->off = start;
+    if (s[0] >= 0) {
+        o->n_inner = 1, o->s_outer = s[0], o->s_inner = 0;
+    } else {
+        o->n_inner = nd->inner, o->s_outer = nd->s_outer, o->s_inner = nd->s_inner;
+    }
+    o->s_l = s[1];
+    o->s_d = s[2];
+    return KILN_OK;
+}
+
+kiln_status kn_attn_geometry(const kn_node *n, const kn_tensor *q, const kn_tensor *k, const kn_tensor *v, kn_attn_geom *g) {
+    int64_t qd[3], kd[3], vd[3];
+    KN_TRY(kn_attn_operand_view(n, 0, q, qd, &g->q));
+    KN_TRY(kn_attn_operand_view(n, 1, k, kd, &g->k));
+    KN_TRY(kn_attn_operand_view(n, 2, v, vd, &g->v));
+    if (qd[0] != kd[0] || qd[0] != vd[0] || kd[1] != vd[1] || qd[2] != kd[2])
+        return kn_node_error(n, KILN_ERR_SHAPE,
+                             "operands Q [%lld, %lld, %lld], K [%lld, %lld, %lld] and V [%lld, %lld, %lld] do not fit: "
+                             "expected Q [N, Lq, D], K [N, Lk, D], V [N, Lk, Dv]",
+                             (long long)qd[0], (long long)qd[1], (long long)qd[2], (long long)kd[0], (long long)kd[1],
+                             (long long)kd[2], (long long)vd[0], (long long)vd[1], (long long)vd[2]);
+    g->n = qd[0], g->lq = qd[1], g->lk = kd[1], g->dk = qd[2], g->dv = vd[2];
+    g->alpha = kn_attr_f(n, "kiln.alpha", 1.0f);
+    static const int64_t ident[3] = {0, 1, 2};
+    const int64_t *p = ident;
+    if (kn_attr_ints(n, "kiln.out_perm", &p) != 3) p = ident;
+    const int64_t od[3] = {g->n, g->lq, g->dv};
+    g->y_rank = 3;
+    for (int i = 0; i < 3; i++) g->y_dims[i] = od[p[i]];
+    int64_t ys[3] = {g->y_dims[1] * g->y_dims[2], g->y_dims[2], 1}, os[3];
+    for (int i = 0; i < 3; i++) os[p[i]] = ys[i];
+    g->y_s_n = os[0], g->y_s_l = os[1], g->y_s_d = os[2];
+    return KILN_OK;
+}
+
+static kiln_status kn_infer_attention(kn_infer_ctx *c) {
+    const kn_node *n = c->node;
+    for (int k = 0; k < 3; k++) {
+        KN_TRY(kn_expect_float(n, &c->in[k], kn_attn_name[k]));
+        if (c->in[k].dtype != c->in[0].dtype)
+            return kn_node_error(n, KILN_ERR_DTYPE, "input %d (%s) is %s, Q is %s; they must match", k, kn_attn_name[k],
+                                 kiln_dtype_name(c->in[k].dtype), kiln_dtype_name(c->in[0].dtype));
+    }
+    kn_attn_geom g;
+    KN_TRY(kn_attn_geometry(n, &c->in[0], &c->in[1], &c->in[2], &g));
+    kn_tensor *y = &c->out[0];
+    y->dtype = c->in[0].dtype;
+    y->rank = g.y_rank;
+    for (int i = 0; i < g.y_rank; i++) y->dims[i] = g.y_dims[i];
+    return KILN_OK;
+}
+
+void kn_ops_register_attention(kn_op_def *t) {
+    t[KN_OP_KilnAttention] = (kn_op_def){"KilnAttention", 3, 3, 1, 1, 0, KN_OPF_PURE | KN_OPF_INTERNAL, kn_check_attention,
+                                         kn_infer_attention};
+}

@@ -1,0 +1,217 @@
+/* Attention fusion: MatMul(Q, B) -> Softmax(last axis) -> MatMul(P, V) becomes one KilnAttention
+ * node (src/ops/attention.h), so the scores never reach memory and one kernel does what took
+ * five steps. Each operand is taken through the Transpose <- Reshape (heads split off the last
+ * dim) <- Slice (of the last dim) chain that torch's multi-head attention export writes, as a
+ * strided view of the chain's root (the packed QKV projection), and a Transpose that is the
+ * output's only reader is folded into the output; the chain nodes then have no reader and DCE
+ * drops them. The first MatMul's kiln.alpha (a folded 1/sqrt(d)) and kiln.trans_b carry over.
+ *
+ * When: every tensor rank 3; the scores and probabilities read only by the pattern (not graph
+ * outputs); the first MatMul without kiln.trans_a or a bias, the second plain; the three
+ * operands' batch dims provably equal (the same static dim, or the same root, head size and
+ * width); no node marked fallback; the backend takes the fused node. A mask or a causal Add
+ * between the MatMul and the Softmax is not fused. */
+#include "passes.h"
+#include "ops/attention.h"
+
+/* A dim's constant value, or -1. */
+static int64_t kn_at_const(kn_dim d) { return d.sym < 0 ? d.v : -1; }
+
+static int kn_at_same_dim(kn_dim a, kn_dim b) {
+    if (a.sym >= 0 || b.sym >= 0) return a.sym == b.sym;
+    return a.v >= 0 && a.v == b.v;
+}
+
+/* The node producing v when it is live, not fallback, of op `op`; else -1. */
+static int kn_at_producer(const kn_graph *g, int v, kn_op op) {
+    int p = v >= 0 ? kn_pass_producer(g, v) : -1;
+    if (p < 0 || g->nodes[p].dead || g->nodes[p].fallback || g->nodes[p].op != op) return -1;
+    return p;
+}
+
+/* One int of a small int constant (index i, or the only element); 0 on success. */
+static int kn_at_const_int(const kn_graph *g, int v, int i, int64_t *out) {
+    const kn_host_tensor *t = kn_pass_const(g, v);
+    if (!t || (t->dtype != KILN_I64 && t->dtype != KILN_I32) || kn_numel(t->rank, t->dims) <= i) return -1;
+    *out = t->dtype == KILN_I64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+    return 0;
+}
+
+typedef struct kn_at_view {
+    int root;            /* the value the fused node reads */
+    int64_t ints[KN_ATTN_VIEW_INTS];
+    kn_dim n_dim;        /* the operand's batch dim when static; else from the root: */
+    int n_from_root;     /* the batch is root dim 1 times width / head size */
+    int chain[3], n_chain; /* Transpose, Reshape, Slice nodes taken through */
+} kn_at_view;
+
+/* X[:, :, start:end] of a rank-3 X with a static last dim, as constants: 0 on success. */
+static int kn_at_slice(const kn_graph *g, const kn_node *s, int64_t *start, int64_t *end) {
+    if (s->n_in < 3 || s->in[0] < 0) return -1;
+    const kn_value *x = &g->values[s->in[0]];
+    int64_t w = x->rank == 3 ? kn_at_const(x->dims[2]) : -1, a = 2, st = 1, b, e;
+    if (w <= 0 || kn_at_const_int(g, s->in[1], 0, &b) || kn_at_const_int(g, s->in[2], 0, &e)) return -1;
+    const kn_host_tensor *starts = kn_pass_const(g, s->in[1]), *ends = kn_pass_const(g, s->in[2]);
+    if (kn_numel(starts->rank, starts->dims) != 1 || kn_numel(ends->rank, ends->dims) != 1) return -1;
+    if (s->n_in > 3 && s->in[3] >= 0 && kn_at_const_int(g, s->in[3], 0, &a)) return -1;
+    if (s->n_in > 4 && s->in[4] >= 0 && kn_at_const_int(g, s->in[4], 0, &st)) return -1;
+    if ((a != 2 && a != -1) || st != 1) return -1;
+    b = b < 0 ? b + w : b;
+    e = e < 0 ? e + w : e;
+    b = b < 0 ? 0 : b > w ? w : b;
+    e = e < 0 ? 0 : e > w ? w : e;
+    if (b >= e) return -1;
+    *start = b;
+    *end = e;
+    return 0;
+}
+
+/* Operand value u through [Transpose] <- [Reshape splitting heads] <- [Slice], as far as the
+ * chain is one the kernel can index (a split dim must become the batch dim). */
+static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
+    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2}, .n_dim = g->values[u].dims[0]};
+    int cur = u, tr = kn_at_producer(g, u, KN_OP_Transpose);
+    int64_t perm[3] = {0, 1, 2};
+    if (tr >= 0) {
+        const int64_t *p;
+        const kn_node *t = &g->nodes[tr];
+        if (kn_attr_ints(t, "perm", &p) != 3 || g->values[t->in[0]].rank != 3) return;
+        for (int i = 0; i < 3; i++) perm[i] = p[i];
+        cur = t->in[0];
+        v->root = cur;
+        for (int i = 0; i < 3; i++) v->ints[3 + i] = perm[i];
+        v->chain[v->n_chain++] = tr;
+    }
+    /* a Reshape [a0, a1, w] -> [a0, a1 * w / hd, hd] whose split dim becomes the batch */
+    int rs = kn_at_producer(g, cur, KN_OP_Reshape);
+    if (rs < 0 || perm[0] != 1) return;
+    const kn_value *ri = &g->values[g->nodes[rs].in[0]], *ro = &g->values[cur];
+    int64_t w = ri->rank == 3 ? kn_at_const(ri->dims[2]) : -1, hd = ro->rank == 3 ? kn_at_const(ro->dims[2]) : -1;
+    if (w <= 0 || hd <= 0 || w % hd || !kn_at_same_dim(ri->dims[0], ro->dims[0])) return;
+    int root = g->nodes[rs].in[0];
+    int64_t start = 0, end = -1;
+    int sl = kn_at_producer(g, root, KN_OP_Slice);
+    if (sl >= 0 && !kn_at_slice(g, &g->nodes[sl], &start, &end)) root = g->nodes[sl].in[0];
+    else sl = -1;
+    v->root = root;
+    v->ints[0] = start;
+    v->ints[1] = end;
+    v->ints[2] = hd;
+    v->n_from_root = 1;
+    v->chain[v->n_chain++] = rs;
+    if (sl >= 0) v->chain[v->n_chain++] = sl;
+}
+
+/* The batch dims of two operands are equal at every shape. */
+static int kn_at_same_batch(const kn_graph *g, const kn_at_view *a, const kn_at_view *b) {
+    if (!a->n_from_root && !b->n_from_root) return kn_at_same_dim(a->n_dim, b->n_dim);
+    if (a->n_from_root != b->n_from_root || a->root != b->root) return 0;
+    const kn_value *r = &g->values[a->root];
+    int64_t wa = (a->ints[1] < 0 ? kn_at_const(r->dims[2]) : a->ints[1]) - a->ints[0];
+    int64_t wb = (b->ints[1] < 0 ? kn_at_const(r->dims[2]) : b->ints[1]) - b->ints[0];
+    return wa > 0 && wa / a->ints[2] == wb / b->ints[2];
+}
+
+static int kn_at_rank3(const kn_graph *g, int v) { return v >= 0 && g->values[v].rank == 3; }
+
+static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, int *done) {
+    *done = 0;
+    kn_node *n2 = &g->nodes[m2];
+    if ((n2->n_in > 2 && n2->in[2] >= 0) || kn_attr_i(n2, "kiln.trans_a", 0) || kn_attr_i(n2, "kiln.trans_b", 0) ||
+        kn_attr_f(n2, "kiln.alpha", 1.0f) != 1.0f)
+        return KILN_OK;
+    int p = n2->in[0], vv = n2->in[1];
+    int sm = kn_at_producer(g, p, KN_OP_Softmax);
+    if (sm < 0 || kn_pass_sole_consumer(g, p) != m2 || !kn_at_rank3(g, p) || !kn_at_rank3(g, vv)) return KILN_OK;
+    int64_t axis = kn_attr_i(&g->nodes[sm], "axis", -1);
+    if (axis != -1 && axis != 2) return KILN_OK;
+    int s = g->nodes[sm].in[0];
+    int m1 = kn_at_producer(g, s, KN_OP_MatMul);
+    if (m1 < 0 || kn_pass_sole_consumer(g, s) != sm || !kn_at_rank3(g, s)) return KILN_OK;
+    const kn_node *n1 = &g->nodes[m1];
+    if ((n1->n_in > 2 && n1->in[2] >= 0) || kn_attr_i(n1, "kiln.trans_a", 0) || !kn_at_rank3(g, n1->in[0]) ||
+        !kn_at_rank3(g, n1->in[1]))
+        return KILN_OK;
+    int tb = (int)kn_attr_i(n1, "kiln.trans_b", 0);
+    float alpha = kn_attr_f(n1, "kiln.alpha", 1.0f);
+    const kn_value *qv = &g->values[n1->in[0]], *bv = &g->values[n1->in[1]], *vval = &g->values[vv];
+    /* K's [Lk, Dk] from B ([Dk, Lk], or [Lk, Dk] with trans_b): Dk must meet Q's, Lk V's */
+    kn_dim k_l = bv->dims[tb ? 1 : 2], k_d = bv->dims[tb ? 2 : 1];
+    if (!kn_at_same_dim(qv->dims[2], k_d) || !kn_at_same_dim(k_l, vval->dims[1])) return KILN_OK;
+    if (qv->dtype != bv->dtype || qv->dtype != vval->dtype || !kn_dtype_is_float(qv->dtype)) return KILN_OK;
+
+    kn_at_view view[3];
+    kn_at_resolve(g, n1->in[0], &view[0]);
+    kn_at_resolve(g, n1->in[1], &view[1]);
+    kn_at_resolve(g, vv, &view[2]);
+    if (!tb) { /* B is K^T: K's perm is B's with the last two swapped */
+        int64_t t = view[1].ints[4];
+        view[1].ints[4] = view[1].ints[5];
+        view[1].ints[5] = t;
+    }
+    if (!kn_at_same_batch(g, &view[0], &view[1]) || !kn_at_same_batch(g, &view[0], &view[2])) return KILN_OK;
+
+    /* the output's only reader, a rank-3 Transpose, folds into the output */
+    int y = n2->out[0], tr_out = -1, c = kn_pass_sole_consumer(g, y);
+    int64_t out_perm[3] = {0, 1, 2};
+    if (c >= 0 && !g->nodes[c].dead && !g->nodes[c].fallback && g->nodes[c].op == KN_OP_Transpose) {
+        const int64_t *pp;
+        if (kn_attr_ints(&g->nodes[c], "perm", &pp) == 3) {
+            tr_out = c;
+            for (int i = 0; i < 3; i++) out_perm[i] = pp[i];
+        }
+    }
+
+    kn_op op_before = n2->op;
+    kn_node_backup bk;
+    KN_TRY(kn_node_backup_save(n2, &bk));
+    static const char *const names[3] = {"kiln.q_view", "kiln.k_view", "kiln.v_view"};
+    n2->op = KN_OP_KilnAttention;
+    kiln_status st = KILN_OK;
+    for (int k = 0; k < 3 && st == KILN_OK; k++) st = kn_pass_set_input(n2, k, view[k].root);
+    for (int k = 0; k < 3 && st == KILN_OK; k++) st = kn_node_set_attr_ints(n2, names[k], KN_ATTN_VIEW_INTS, view[k].ints);
+    if (st == KILN_OK && alpha != 1.0f) st = kn_node_set_attr_float(n2, "kiln.alpha", alpha);
+    if (st == KILN_OK && tr_out >= 0) st = kn_node_set_attr_ints(n2, "kiln.out_perm", 3, out_perm);
+    if (st != KILN_OK || !kn_pass_backend_takes(opt, g, m2)) {
+        kn_node_backup_restore(n2, &bk);
+        g->nodes[m2].op = op_before;
+        return st;
+    }
+    kn_node_backup_free(&bk);
+    KN_TRY(kn_pass_absorb(g, m2, m1));
+    KN_TRY(kn_pass_absorb(g, m2, sm));
+    kn_pass_kill(g, m1);
+    kn_pass_kill(g, sm);
+    if (tr_out >= 0) {
+        KN_TRY(kn_pass_absorb(g, m2, tr_out));
+        kn_pass_take_output(g, m2, 0, g->nodes[tr_out].out[0]);
+        kn_pass_kill(g, tr_out);
+    }
+    /* chain nodes nothing reads any more are the fused node's work now */
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < view[k].n_chain; j++) {
+            int cn = view[k].chain[j];
+            if (g->nodes[cn].dead || kn_pass_uses(g, g->nodes[cn].out[0]) != 0) continue;
+            KN_TRY(kn_pass_absorb(g, m2, cn));
+            kn_pass_kill(g, cn);
+        }
+    *done = 1;
+    return KILN_OK;
+}
+
+kiln_status kn_pass_fuse_attention(kn_graph *g, const kn_pass_options *opt, int *changed) {
+    *changed = 0;
+    int fused = 0;
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {
+        const kn_node *n = &g->nodes[i];
+        if (n->dead || n->fallback || n->op != KN_OP_MatMul) continue;
+        int done = 0;
+        st = kn_at_fuse(g, opt, i, &done);
+        fused += done;
+    }
+    KN_TRY(st);
+    if (fused) kn_pass_log(opt, "fuse_attention: fused %d MatMul-Softmax-MatMul into KilnAttention", fused);
+    *changed = fused;
+    return KILN_OK;
+}
