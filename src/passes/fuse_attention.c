@@ -42,20 +42,30 @@ typedef struct kn_at_view {
     int64_t ints[KN_ATTN_VIEW_INTS];
     kn_dim n_dim;        /* the operand's batch dim when static; else from the root: */
     int n_from_root;     /* the batch is root dim 1 times width / head size */
+    int src;             /* a value whose dims 0 and 1 are the root's: the root, or the input of a
+                            last-dim Slice with run-time bounds that is the root */
     int chain[3], n_chain; /* Transpose, Reshape, Slice nodes taken through */
 } kn_at_view;
 
+/* A Slice of the last dim only (constant axes [2] or [-1], step 1) of a rank-3 X: 0 on success.
+ * Without axes a Slice cuts dim 0 (ONNX's default axes are 0..len(starts)-1). */
+static int kn_at_slice_last(const kn_graph *g, const kn_node *s) {
+    int64_t a, st = 1;
+    if (s->n_in < 4 || s->in[0] < 0 || s->in[3] < 0 || g->values[s->in[0]].rank != 3) return -1;
+    const kn_host_tensor *axes = kn_pass_const(g, s->in[3]);
+    if (kn_at_const_int(g, s->in[3], 0, &a) || kn_numel(axes->rank, axes->dims) != 1) return -1;
+    if (s->n_in > 4 && s->in[4] >= 0 && kn_at_const_int(g, s->in[4], 0, &st)) return -1;
+    return (a == 2 || a == -1) && st == 1 ? 0 : -1;
+}
+
 /* X[:, :, start:end] of a rank-3 X with a static last dim, as constants: 0 on success. */
 static int kn_at_slice(const kn_graph *g, const kn_node *s, int64_t *start, int64_t *end) {
-    if (s->n_in < 3 || s->in[0] < 0) return -1;
+    if (kn_at_slice_last(g, s)) return -1;
     const kn_value *x = &g->values[s->in[0]];
-    int64_t w = x->rank == 3 ? kn_at_const(x->dims[2]) : -1, a = 2, st = 1, b, e;
+    int64_t w = kn_at_const(x->dims[2]), b, e;
     if (w <= 0 || kn_at_const_int(g, s->in[1], 0, &b) || kn_at_const_int(g, s->in[2], 0, &e)) return -1;
     const kn_host_tensor *starts = kn_pass_const(g, s->in[1]), *ends = kn_pass_const(g, s->in[2]);
     if (kn_numel(starts->rank, starts->dims) != 1 || kn_numel(ends->rank, ends->dims) != 1) return -1;
-    if (s->n_in > 3 && s->in[3] >= 0 && kn_at_const_int(g, s->in[3], 0, &a)) return -1;
-    if (s->n_in > 4 && s->in[4] >= 0 && kn_at_const_int(g, s->in[4], 0, &st)) return -1;
-    if ((a != 2 && a != -1) || st != 1) return -1;
     b = b < 0 ? b + w : b;
     e = e < 0 ? e + w : e;
     b = b < 0 ? 0 : b > w ? w : b;
@@ -69,7 +79,7 @@ static int kn_at_slice(const kn_graph *g, const kn_node *s, int64_t *start, int6
 /* Operand value u through [Transpose] <- [Reshape splitting heads] <- [Slice], as far as the
  * chain is one the kernel can index (a split dim must become the batch dim). */
 static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
-    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2}, .n_dim = g->values[u].dims[0]};
+    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2}, .n_dim = g->values[u].dims[0], .src = u};
     int cur = u, tr = kn_at_producer(g, u, KN_OP_Transpose);
     int64_t perm[3] = {0, 1, 2};
     if (tr >= 0) {
@@ -91,6 +101,8 @@ static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
     int root = g->nodes[rs].in[0];
     int64_t start = 0, end = -1;
     int sl = kn_at_producer(g, root, KN_OP_Slice);
+    v->src = root;
+    if (sl >= 0 && !kn_at_slice_last(g, &g->nodes[sl])) v->src = g->nodes[sl].in[0];
     if (sl >= 0 && !kn_at_slice(g, &g->nodes[sl], &start, &end)) root = g->nodes[sl].in[0];
     else sl = -1;
     v->root = root;
@@ -102,14 +114,18 @@ static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
     if (sl >= 0) v->chain[v->n_chain++] = sl;
 }
 
-/* The batch dims of two operands are equal at every shape. */
+/* The batch dims of two operands are equal at every shape. Through a Reshape the batch is root
+ * dim 1 times the heads, and roots sliced (last dim) from one value share their dim 1: torch's
+ * export computes the Slice bounds from the shape at run time when the batch is dynamic, so each
+ * operand's root is then its own Slice's output. (Symbols are not compared here: shape inference
+ * gives two symbols of the same profile range one id.) */
 static int kn_at_same_batch(const kn_graph *g, const kn_at_view *a, const kn_at_view *b) {
     if (!a->n_from_root && !b->n_from_root) return kn_at_same_dim(a->n_dim, b->n_dim);
-    if (a->n_from_root != b->n_from_root || a->root != b->root) return 0;
-    const kn_value *r = &g->values[a->root];
-    int64_t wa = (a->ints[1] < 0 ? kn_at_const(r->dims[2]) : a->ints[1]) - a->ints[0];
-    int64_t wb = (b->ints[1] < 0 ? kn_at_const(r->dims[2]) : b->ints[1]) - b->ints[0];
-    return wa > 0 && wa / a->ints[2] == wb / b->ints[2];
+    if (a->n_from_root != b->n_from_root || a->src != b->src) return 0;
+    const kn_value *ra = &g->values[a->root], *rb = &g->values[b->root];
+    int64_t wa = (a->ints[1] < 0 ? kn_at_const(ra->dims[2]) : a->ints[1]) - a->ints[0];
+    int64_t wb = (b->ints[1] < 0 ? kn_at_const(rb->dims[2]) : b->ints[1]) - b->ints[0];
+    return wa > 0 && wb > 0 && wa / a->ints[2] == wb / b->ints[2];
 }
 
 static int kn_at_rank3(const kn_graph *g, int v) { return v >= 0 && g->values[v].rank == 3; }
