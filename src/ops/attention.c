@@ -88,13 +88,21 @@ kiln_status kn_attn_geometry(const kn_node *n, const kn_tensor *q, const kn_tens
     KN_TRY(kn_attn_operand_view(n, 0, q, qd, &g->q));
     KN_TRY(kn_attn_operand_view(n, 1, k, kd, &g->k));
     KN_TRY(kn_attn_operand_view(n, 2, v, vd, &g->v));
-    if (qd[0] != kd[0] || qd[0] != vd[0] || kd[1] != vd[1] || qd[2] != kd[2])
+    /* the batch broadcasts as the MatMuls' batch dims do: each operand's is N or 1 */
+    int64_t nb = qd[0] > kd[0] ? qd[0] : kd[0];
+    nb = vd[0] > nb ? vd[0] : nb;
+    int nb_ok = (qd[0] == nb || qd[0] == 1) && (kd[0] == nb || kd[0] == 1) && (vd[0] == nb || vd[0] == 1);
+    if (!nb_ok || kd[1] != vd[1] || qd[2] != kd[2])
         return kn_node_error(n, KILN_ERR_SHAPE,
                              "operands Q [%lld, %lld, %lld], K [%lld, %lld, %lld] and V [%lld, %lld, %lld] do not fit: "
-                             "expected Q [N, Lq, D], K [N, Lk, D], V [N, Lk, Dv]",
+                             "expected Q [N, Lq, D], K [N, Lk, D], V [N, Lk, Dv] (a batch of 1 broadcasts)",
                              (long long)qd[0], (long long)qd[1], (long long)qd[2], (long long)kd[0], (long long)kd[1],
                              (long long)kd[2], (long long)vd[0], (long long)vd[1], (long long)vd[2]);
-    g->n = qd[0], g->lq = qd[1], g->lk = kd[1], g->dk = qd[2], g->dv = vd[2];
+    g->n = nb, g->lq = qd[1], g->lk = kd[1], g->dk = qd[2], g->dv = vd[2];
+    kn_attn_operand *ops[3] = {&g->q, &g->k, &g->v};
+    const int64_t on[3] = {qd[0], kd[0], vd[0]};
+    for (int k = 0; k < 3; k++)
+        if (on[k] != nb) ops[k]->n_inner = 1, ops[k]->s_outer = 0, ops[k]->s_inner = 0;
     g->alpha = kn_attr_f(n, "kiln.alpha", 1.0f);
     static const int64_t ident[3] = {0, 1, 2};
     const int64_t *p = ident;

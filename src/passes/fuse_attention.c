@@ -7,10 +7,11 @@
  * drops them. The first MatMul's kiln.alpha (a folded 1/sqrt(d)) and kiln.trans_b carry over.
  *
  * When: every tensor rank 3; the scores and probabilities read only by the pattern (not graph
- * outputs); the first MatMul without kiln.trans_a or a bias, the second plain; the three
- * operands' batch dims provably equal (the same static dim, or the same root, head size and
- * width); no node marked fallback; the backend takes the fused node. A mask or a causal Add
- * between the MatMul and the Softmax is not fused. */
+ * outputs); the first MatMul without kiln.trans_a or a bias, the second plain; Q's and K's
+ * inner dims and K's and V's lengths the same static dim; no node marked fallback; the backend
+ * takes the fused node. The batch dims need no proof here: KilnAttention broadcasts a batch of 1
+ * and refuses other mismatches at run time, as the two MatMuls would (their batch dims follow
+ * the same rule). A mask or a causal Add between the MatMul and the Softmax is not fused. */
 #include "passes.h"
 #include "ops/attention.h"
 
@@ -40,10 +41,6 @@ static int kn_at_const_int(const kn_graph *g, int v, int i, int64_t *out) {
 typedef struct kn_at_view {
     int root;            /* the value the fused node reads */
     int64_t ints[KN_ATTN_VIEW_INTS];
-    kn_dim n_dim;        /* the operand's batch dim when static; else from the root: */
-    int n_from_root;     /* the batch is root dim 1 times width / head size */
-    int src;             /* a value whose dims 0 and 1 are the root's: the root, or the input of a
-                            last-dim Slice with run-time bounds that is the root */
     int chain[3], n_chain; /* Transpose, Reshape, Slice nodes taken through */
 } kn_at_view;
 
@@ -79,7 +76,7 @@ static int kn_at_slice(const kn_graph *g, const kn_node *s, int64_t *start, int6
 /* Operand value u through [Transpose] <- [Reshape splitting heads] <- [Slice], as far as the
  * chain is one the kernel can index (a split dim must become the batch dim). */
 static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
-    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2}, .n_dim = g->values[u].dims[0], .src = u};
+    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2}};
     int cur = u, tr = kn_at_producer(g, u, KN_OP_Transpose);
     int64_t perm[3] = {0, 1, 2};
     if (tr >= 0) {
@@ -101,31 +98,14 @@ static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
     int root = g->nodes[rs].in[0];
     int64_t start = 0, end = -1;
     int sl = kn_at_producer(g, root, KN_OP_Slice);
-    v->src = root;
-    if (sl >= 0 && !kn_at_slice_last(g, &g->nodes[sl])) v->src = g->nodes[sl].in[0];
     if (sl >= 0 && !kn_at_slice(g, &g->nodes[sl], &start, &end)) root = g->nodes[sl].in[0];
     else sl = -1;
     v->root = root;
     v->ints[0] = start;
     v->ints[1] = end;
     v->ints[2] = hd;
-    v->n_from_root = 1;
     v->chain[v->n_chain++] = rs;
     if (sl >= 0) v->chain[v->n_chain++] = sl;
-}
-
-/* The batch dims of two operands are equal at every shape. Through a Reshape the batch is root
- * dim 1 times the heads, and roots sliced (last dim) from one value share their dim 1: torch's
- * export computes the Slice bounds from the shape at run time when the batch is dynamic, so each
- * operand's root is then its own Slice's output. (Symbols are not compared here: shape inference
- * gives two symbols of the same profile range one id.) */
-static int kn_at_same_batch(const kn_graph *g, const kn_at_view *a, const kn_at_view *b) {
-    if (!a->n_from_root && !b->n_from_root) return kn_at_same_dim(a->n_dim, b->n_dim);
-    if (a->n_from_root != b->n_from_root || a->src != b->src) return 0;
-    const kn_value *ra = &g->values[a->root], *rb = &g->values[b->root];
-    int64_t wa = (a->ints[1] < 0 ? kn_at_const(ra->dims[2]) : a->ints[1]) - a->ints[0];
-    int64_t wb = (b->ints[1] < 0 ? kn_at_const(rb->dims[2]) : b->ints[1]) - b->ints[0];
-    return wa > 0 && wb > 0 && wa / a->ints[2] == wb / b->ints[2];
 }
 
 static int kn_at_rank3(const kn_graph *g, int v) { return v >= 0 && g->values[v].rank == 3; }
@@ -165,7 +145,6 @@ static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, i
         view[1].ints[4] = view[1].ints[5];
         view[1].ints[5] = t;
     }
-    if (!kn_at_same_batch(g, &view[0], &view[1]) || !kn_at_same_batch(g, &view[0], &view[2])) return KILN_OK;
 
     /* the output's only reader, a rank-3 Transpose, folds into the output */
     int y = n2->out[0], tr_out = -1, c = kn_pass_sole_consumer(g, y);

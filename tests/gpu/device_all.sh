@@ -41,6 +41,10 @@ if [ "$STAGE" = tests ] || [ "$STAGE" = all ]; then
   step conformance-cuda build-cuda/kiln conformance /work/shared/onnx-node-tests/node --device cuda --no-fork \
     --exclude tests/conformance/excluded.txt
   step pytest-cuda env KILN_LIBRARY="$ROOT/build-cuda/libkiln.so" PYTHONPATH="$ROOT/python" python3 -m pytest -q -rs tests/python
+  if [ -f "$CARRY/models.tar.xz" ]; then
+    mkdir -p "$ROOT/build-cuda/models" && tar -xJf "$CARRY/models.tar.xz" -C "$ROOT/build-cuda/models"
+    step models-cuda env KILN_MODELS_DEVICE=cuda build-cuda/tests/kiln_model_check "$ROOT/build-cuda/models" transformer squeezenet1_1
+  fi
   step seed-example-cuda env KILN_LIBRARY="$ROOT/build-cuda/libkiln.so" PYTHONPATH="$ROOT/python" python3 examples/torch_export_cudagraphs.py
   step demo-fp32 build-cuda/kiln demo --device cuda --seconds 1
   step demo-tf32 build-cuda/kiln demo --device cuda --tf32 --seconds 1

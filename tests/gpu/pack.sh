@@ -23,4 +23,11 @@ done
   echo tests  # sources and scripts that scripted tests run (data outside the checkout stays behind)
 } | tar -cJf "$DEST/kiln-gpu.tar.xz" -T -
 ls -la "$DEST/kiln-gpu.tar.xz"
+# the model test's small models with PyTorch's outputs (exported by the CPU build's ctest run), so
+# that the GPU run can check them too (device_all.sh: models-cuda)
+MODELS=${MODELS_DIR:-build/models}
+if [ -f "$MODELS/transformer.done" ] && [ -f "$MODELS/squeezenet1_1.done" ]; then
+  (cd "$MODELS" && tar -cJf - transformer.* squeezenet1_1.*) > "$DEST/models.tar.xz"
+  ls -la "$DEST/models.tar.xz"
+fi
 echo "source path for the CTest files: $(pwd)"

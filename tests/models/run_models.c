@@ -1,5 +1,5 @@
 /* Model tests against PyTorch: imports each model exported by export_models.py, compiles it for the
- * CPU with a batch profile 1..3, runs batch 1 and batch 3 and compares with PyTorch's outputs.
+ * CPU (or, with KILN_MODELS_DEVICE=cuda, the GPU; fp32 either way) with a batch profile 1..3, runs batch 1 and batch 3 and compares with PyTorch's outputs.
  *
  *     kiln_model_check MODELS_DIR [name ...]
  *
@@ -16,6 +16,9 @@
 #include <time.h>
 
 #define TOL 1e-3
+
+/* where the models run (KILN_MODELS_DEVICE; the CPU unless it says cuda) */
+static kiln_device g_device = KILN_DEVICE_CPU;
 
 static const char *const default_models[] = {"resnet18",    "resnet50",        "mobilenet_v2", "squeezenet1_1",
                                              "densenet121", "efficientnet_b0", "transformer"};
@@ -116,7 +119,7 @@ static int check_model(const char *dir, const char *name) {
     p.opt[0] = p.max[0] = 3;
     kiln_build_config cfg;
     kiln_build_config_init(&cfg);
-    cfg.device = KILN_DEVICE_CPU;
+    cfg.device = g_device;
     cfg.profiles = &p;
     cfg.num_profiles = 1;
     cfg.time_tactics = false;
@@ -179,9 +182,16 @@ done:
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: kiln_model_check MODELS_DIR [name ...]\n");
+        fprintf(stderr, "usage: kiln_model_check MODELS_DIR [name ...]   (KILN_MODELS_DEVICE=cuda: on the GPU)\n");
         return 2;
     }
+    const char *dev = getenv("KILN_MODELS_DEVICE");
+    if (dev && strcmp(dev, "cuda") == 0) g_device = KILN_DEVICE_CUDA;
+    else if (dev && strcmp(dev, "cpu") != 0) {
+        fprintf(stderr, "KILN_MODELS_DEVICE must be cpu or cuda, got '%s'\n", dev);
+        return 2;
+    }
+    printf("device %s\n", g_device == KILN_DEVICE_CUDA ? "cuda" : "cpu");
     int n = argc > 2 ? argc - 2 : (int)(sizeof default_models / sizeof default_models[0]);
     int failed = 0;
     for (int i = 0; i < n; i++) failed += !check_model(argv[1], argc > 2 ? argv[2 + i] : default_models[i]);
