@@ -4,9 +4,13 @@
 static const char *const kn_attn_view_attr[3] = {"kiln.q_view", "kiln.k_view", "kiln.v_view"};
 static const char *const kn_attn_name[3] = {"Q", "K", "V"};
 
-static int kn_attn_perm_ok(const int64_t *p) {
-    return p[0] >= 0 && p[0] < 3 && p[1] >= 0 && p[1] < 3 && p[2] >= 0 && p[2] < 3 && p[0] != p[1] && p[0] != p[2] &&
-           p[1] != p[2];
+static int kn_attn_perm_ok(const int64_t *p, int rank) {
+    int seen = 0;
+    for (int i = 0; i < rank; i++) {
+        if (p[i] < 0 || p[i] >= rank || (seen >> p[i]) & 1) return 0;
+        seen |= 1 << p[i];
+    }
+    return 1;
 }
 
 static kiln_status kn_check_attention(const kn_graph *g, const kn_node *n) {
@@ -16,16 +20,18 @@ static kiln_status kn_check_attention(const kn_graph *g, const kn_node *n) {
         int c = kn_attr_ints(n, kn_attn_view_attr[k], &v);
         if (c < 0) continue;
         if (c != KN_ATTN_VIEW_INTS || v[0] < 0 || v[1] < -1 || (v[1] >= 0 && v[1] <= v[0]) || v[2] < 0 ||
-            !kn_attn_perm_ok(v + 3))
+            !kn_attn_perm_ok(v + 3, 3) || v[6] < -1)
             return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
-                                 "attribute '%s' must be [start, end (-1: all), head_dim (0: none), perm0, perm1, perm2] "
-                                 "with 0 <= start < end and a permutation of 0,1,2",
+                                 "attribute '%s' must be [start, end (-1: all), head_dim (0: none), perm0, perm1, perm2, "
+                                 "select (-1: none)] with 0 <= start < end and a permutation of 0,1,2",
                                  kn_attn_view_attr[k]);
     }
     const int64_t *p;
-    int c = kn_attr_ints(n, "kiln.out_perm", &p);
-    if (c >= 0 && (c != 3 || !kn_attn_perm_ok(p)))
-        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'kiln.out_perm' must be a permutation of 0,1,2");
+    int64_t heads = kn_attr_i(n, "kiln.heads", 0);
+    int rank = heads > 0 ? 4 : 3, c = kn_attr_ints(n, "kiln.out_perm", &p);
+    if (heads < 0) return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'kiln.heads' must be >= 0, got %lld", (long long)heads);
+    if (c >= 0 && (c != rank || !kn_attn_perm_ok(p, rank)))
+        return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT, "attribute 'kiln.out_perm' must be a permutation of 0..%d", rank - 1);
     return KILN_OK;
 }
 
@@ -35,13 +41,17 @@ typedef struct kn_vdim {
 } kn_vdim;
 
 static kiln_status kn_attn_operand_view(const kn_node *n, int which, const kn_tensor *x, int64_t dims[3], kn_attn_operand *o) {
-    static const int64_t ident[KN_ATTN_VIEW_INTS] = {0, -1, 0, 0, 1, 2};
+    static const int64_t ident[KN_ATTN_VIEW_INTS] = {0, -1, 0, 0, 1, 2, -1};
     const int64_t *v = ident;
     if (kn_attr_ints(n, kn_attn_view_attr[which], &v) != KN_ATTN_VIEW_INTS) v = ident;
-    if (x->rank != 3)
-        return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s) has rank %d; KilnAttention takes rank-3 inputs", which,
-                             kn_attn_name[which], x->rank);
-    int64_t a0 = x->dims[0], a1 = x->dims[1], a2 = x->dims[2];
+    const int sel = v[6] >= 0;
+    if (x->rank != 3 + sel)
+        return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s) has rank %d; its view takes rank %d", which,
+                             kn_attn_name[which], x->rank, 3 + sel);
+    if (sel && v[6] >= x->dims[0])
+        return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s): its view picks entry %lld of %lld", which,
+                             kn_attn_name[which], (long long)v[6], (long long)x->dims[0]);
+    int64_t a0 = x->dims[sel], a1 = x->dims[sel + 1], a2 = x->dims[sel + 2];
     int64_t start = v[0], end = v[1] < 0 ? a2 : v[1], hd = v[2];
     if (end > a2 || start >= end)
         return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s) has %lld columns; its view takes columns %lld..%lld", which,
@@ -72,7 +82,7 @@ static kiln_status kn_attn_operand_view(const kn_node *n, int which, const kn_te
                                  kn_attn_name[which], i);
     }
     const kn_vdim *nd = &vd[p[0]];
-    o->off = start;
+    o->off = start + (sel ? v[6] * a0 * a1 * a2 : 0);
     if (s[0] >= 0) {
         o->n_inner = 1, o->s_outer = s[0], o->s_inner = 0;
     } else {
@@ -88,10 +98,14 @@ kiln_status kn_attn_geometry(const kn_node *n, const kn_tensor *q, const kn_tens
     KN_TRY(kn_attn_operand_view(n, 0, q, qd, &g->q));
     KN_TRY(kn_attn_operand_view(n, 1, k, kd, &g->k));
     KN_TRY(kn_attn_operand_view(n, 2, v, vd, &g->v));
-    /* the batch broadcasts as the MatMuls' batch dims do: each operand's is N or 1 */
+    /* the batch broadcasts as the MatMuls' batch dims do: each operand's is N or 1, or in the
+     * rank-4 form H (a batch B of 1) */
+    const int64_t heads = kn_attr_i(n, "kiln.heads", 0);
     int64_t nb = qd[0] > kd[0] ? qd[0] : kd[0];
     nb = vd[0] > nb ? vd[0] : nb;
-    int nb_ok = (qd[0] == nb || qd[0] == 1) && (kd[0] == nb || kd[0] == 1) && (vd[0] == nb || vd[0] == 1);
+    const int64_t on[3] = {qd[0], kd[0], vd[0]};
+    int nb_ok = heads == 0 || nb % heads == 0;
+    for (int k = 0; k < 3; k++) nb_ok &= on[k] == nb || on[k] == 1 || (heads > 0 && on[k] == heads);
     if (!nb_ok || kd[1] != vd[1] || qd[2] != kd[2])
         return kn_node_error(n, KILN_ERR_SHAPE,
                              "operands Q [%lld, %lld, %lld], K [%lld, %lld, %lld] and V [%lld, %lld, %lld] do not fit: "
@@ -100,19 +114,36 @@ kiln_status kn_attn_geometry(const kn_node *n, const kn_tensor *q, const kn_tens
                              (long long)kd[2], (long long)vd[0], (long long)vd[1], (long long)vd[2]);
     g->n = nb, g->lq = qd[1], g->lk = kd[1], g->dk = qd[2], g->dv = vd[2];
     kn_attn_operand *ops[3] = {&g->q, &g->k, &g->v};
-    const int64_t on[3] = {qd[0], kd[0], vd[0]};
-    for (int k = 0; k < 3; k++)
-        if (on[k] != nb) ops[k]->n_inner = 1, ops[k]->s_outer = 0, ops[k]->s_inner = 0;
+    for (int k = 0; k < 3; k++) {
+        kn_attn_operand *o = ops[k];
+        if (on[k] == nb) continue;
+        if (on[k] == 1) {
+            o->n_inner = 1, o->s_outer = 0, o->s_inner = 0;
+        } else if (o->n_inner == 1) { /* N = H of B * H: n % H picks the head, B broadcasts */
+            o->n_inner = heads, o->s_inner = o->s_outer, o->s_outer = 0;
+        } else if (o->n_inner == heads) {
+            o->s_outer = 0;
+        } else {
+            return kn_node_error(n, KILN_ERR_SHAPE, "input %d (%s): a batch of %lld heads does not broadcast over %lld", k,
+                                 kn_attn_name[k], (long long)on[k], (long long)nb);
+        }
+    }
     g->alpha = kn_attr_f(n, "kiln.alpha", 1.0f);
-    static const int64_t ident[3] = {0, 1, 2};
+    /* the output: O [N, Lq, Dv] (or [N / H, H, Lq, Dv]) permuted, packed */
+    static const int64_t ident[4] = {0, 1, 2, 3};
+    const int rank = heads > 0 ? 4 : 3;
     const int64_t *p = ident;
-    if (kn_attr_ints(n, "kiln.out_perm", &p) != 3) p = ident;
-    const int64_t od[3] = {g->n, g->lq, g->dv};
-    g->y_rank = 3;
-    for (int i = 0; i < 3; i++) g->y_dims[i] = od[p[i]];
-    int64_t ys[3] = {g->y_dims[1] * g->y_dims[2], g->y_dims[2], 1}, os[3];
-    for (int i = 0; i < 3; i++) os[p[i]] = ys[i];
-    g->y_s_n = os[0], g->y_s_l = os[1], g->y_s_d = os[2];
+    if (kn_attr_ints(n, "kiln.out_perm", &p) != rank) p = ident;
+    int64_t od[4], os[4], ys[4];
+    if (heads > 0) od[0] = nb / heads, od[1] = heads, od[2] = g->lq, od[3] = g->dv;
+    else od[0] = nb, od[1] = g->lq, od[2] = g->dv;
+    g->y_rank = rank;
+    for (int i = 0; i < rank; i++) g->y_dims[i] = od[p[i]];
+    ys[rank - 1] = 1;
+    for (int i = rank - 2; i >= 0; i--) ys[i] = ys[i + 1] * g->y_dims[i + 1];
+    for (int i = 0; i < rank; i++) os[p[i]] = ys[i];
+    if (heads > 0) g->y = (kn_attn_operand){0, heads, os[0], os[1], os[2], os[3]};
+    else g->y = (kn_attn_operand){0, 1, os[0], 0, os[1], os[2]};
     return KILN_OK;
 }
 

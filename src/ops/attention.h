@@ -6,19 +6,26 @@
  *
  * Each operand is a strided view of its input X (rank 3, [a0, a1, a2], dense), so that the
  * Slice/Reshape/Transpose chains around attention cost nothing. Attribute "kiln.q_view" (and
- * k_view, v_view) holds six ints [start, end, head_dim, p0, p1, p2]:
+ * k_view, v_view) holds seven ints [start, end, head_dim, p0, p1, p2, select]:
+ *   0. select >= 0: X is rank 4, [C, a0, a1, a2], and the operand reads X[select] (a Gather of
+ *      one index on axis 0, as torch 2.x's export picks q, k, v from the packed projection);
  *   1. X[:, :, start:end] (end -1: a2);
  *   2. head_dim > 0: that [a0, a1, w] is reshaped to [a0, a1 * w / head_dim, head_dim] (the
  *      heads join the batch, as torch's multi-head attention does);
  *   3. the operand is that tensor transposed by (p0, p1, p2).
- * Absent, the view is [0, -1, 0, 0, 1, 2]: X itself. The split dim must become N (p0 = 1) unless
- * it is trivially strided; kn_attn_geometry says so with an error otherwise. */
+ * Absent, the view is [0, -1, 0, 0, 1, 2, -1]: X itself. The split dim must become N (p0 = 1) unless
+ * it is trivially strided; kn_attn_geometry says so with an error otherwise.
+ *
+ * "kiln.heads" = H > 0 is the rank-4 form (torch 2.x's export views the heads apart, [B, H, L, D],
+ * before scaled_dot_product_attention): N = B * H, the output is O viewed as [B, H, Lq, Dv], and
+ * an operand with N = H (B = 1) broadcasts over B as one with N = 1 does over everything.
+ * "kiln.out_perm" then has 4 ints. */
 #ifndef KILN_OPS_ATTENTION_H
 #define KILN_OPS_ATTENTION_H
 
 #include "ops.h"
 
-#define KN_ATTN_VIEW_INTS 6
+#define KN_ATTN_VIEW_INTS 7
 
 /* Element (n, l, j) of an operand sits at off + (n / n_inner) * s_outer + (n % n_inner) * s_inner
  * + l * s_l + j * s_d elements from its input's start. */
@@ -29,9 +36,9 @@ typedef struct kn_attn_operand {
 typedef struct kn_attn_geom {
     int64_t n, lq, lk, dk, dv;
     kn_attn_operand q, k, v;
-    int64_t y_s_n, y_s_l, y_s_d; /* O element (n, l, j) is Y element n*y_s_n + l*y_s_l + j*y_s_d */
+    kn_attn_operand y; /* where O element (n, l, j) goes in Y (off 0) */
     int y_rank;
-    int64_t y_dims[3];
+    int64_t y_dims[4];
     float alpha;
 } kn_attn_geom;
 

@@ -1,12 +1,14 @@
 /* Attention fusion: MatMul(Q, B) -> Softmax(last axis) -> MatMul(P, V) becomes one KilnAttention
  * node (src/ops/attention.h), so the scores never reach memory and one kernel does what took
- * five steps. Each operand is taken through the Transpose <- Reshape (heads split off the last
+ * five steps. Rank 3, or rank 4 where each operand is a Reshape [B * H, L, D] -> [B, H, L, D]
+ * (torch 2.x's export; its operands start at a Gather of one index from the packed projection,
+ * which the view takes too). Each operand is taken through the Transpose <- Reshape (heads split off the last
  * dim) <- Slice (of the last dim) chain that torch's multi-head attention export writes, as a
  * strided view of the chain's root (the packed QKV projection), and a Transpose that is the
  * output's only reader is folded into the output; the chain nodes then have no reader and DCE
  * drops them. The first MatMul's kiln.alpha (a folded 1/sqrt(d)) and kiln.trans_b carry over.
  *
- * When: every tensor rank 3; the scores and probabilities read only by the pattern (not graph
+ * When: every tensor rank 3 (or 4, as above, with one constant H); the scores and probabilities read only by the pattern (not graph
  * outputs); the first MatMul without kiln.trans_a or a bias, the second plain; Q's and K's
  * inner dims and K's and V's lengths the same static dim; no node marked fallback; the backend
  * takes the fused node. The batch dims need no proof here: KilnAttention broadcasts a batch of 1
@@ -14,6 +16,8 @@
  * the same rule). A mask or a causal Add between the MatMul and the Softmax is not fused. */
 #include "passes.h"
 #include "ops/attention.h"
+
+#include <string.h>
 
 /* A dim's constant value, or -1. */
 static int64_t kn_at_const(kn_dim d) { return d.sym < 0 ? d.v : -1; }
@@ -41,7 +45,7 @@ static int kn_at_const_int(const kn_graph *g, int v, int i, int64_t *out) {
 typedef struct kn_at_view {
     int root;            /* the value the fused node reads */
     int64_t ints[KN_ATTN_VIEW_INTS];
-    int chain[3], n_chain; /* Transpose, Reshape, Slice nodes taken through */
+    int chain[5], n_chain; /* Reshape (rank 4 -> 3), Transpose, Reshape, Slice, Gather nodes taken through */
 } kn_at_view;
 
 /* A Slice of the last dim only (constant axes [2] or [-1], step 1) of a rank-3 X: 0 on success.
@@ -76,7 +80,7 @@ static int kn_at_slice(const kn_graph *g, const kn_node *s, int64_t *start, int6
 /* Operand value u through [Transpose] <- [Reshape splitting heads] <- [Slice], as far as the
  * chain is one the kernel can index (a split dim must become the batch dim). */
 static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
-    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2}};
+    *v = (kn_at_view){.root = u, .ints = {0, -1, 0, 0, 1, 2, -1}};
     int cur = u, tr = kn_at_producer(g, u, KN_OP_Transpose);
     int64_t perm[3] = {0, 1, 2};
     if (tr >= 0) {
@@ -100,15 +104,47 @@ static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
     int sl = kn_at_producer(g, root, KN_OP_Slice);
     if (sl >= 0 && !kn_at_slice(g, &g->nodes[sl], &start, &end)) root = g->nodes[sl].in[0];
     else sl = -1;
-    v->root = root;
+    /* a Gather of one constant index on axis 0 of a rank-4 value: root entry `select` */
+    int ga = kn_at_producer(g, root, KN_OP_Gather);
+    int64_t select = -1;
+    if (ga >= 0) {
+        const kn_node *gn = &g->nodes[ga];
+        const kn_host_tensor *it = gn->n_in == 2 ? kn_pass_const(g, gn->in[1]) : NULL;
+        const kn_value *data = gn->in[0] >= 0 ? &g->values[gn->in[0]] : NULL;
+        int64_t c = data && data->rank == 4 ? kn_at_const(data->dims[0]) : -1, idx;
+        if (it && it->rank == 0 && kn_attr_i(gn, "axis", 0) == 0 && c > 0 && !kn_at_const_int(g, gn->in[1], 0, &idx)) {
+            idx = idx < 0 ? idx + c : idx;
+            if (idx >= 0 && idx < c) select = idx;
+        }
+    }
+    v->root = select >= 0 ? g->nodes[ga].in[0] : root;
     v->ints[0] = start;
     v->ints[1] = end;
     v->ints[2] = hd;
+    v->ints[6] = select;
     v->chain[v->n_chain++] = rs;
     if (sl >= 0) v->chain[v->n_chain++] = sl;
+    if (select >= 0) v->chain[v->n_chain++] = ga;
 }
 
-static int kn_at_rank3(const kn_graph *g, int v) { return v >= 0 && g->values[v].rank == 3; }
+static int kn_at_rank(const kn_graph *g, int v, int rank) { return v >= 0 && g->values[v].rank == rank; }
+
+/* A rank-4 operand [B, H, L, D] that a Reshape made of a rank-3 [B * H, L, D] (torch 2.x's
+ * export views the heads apart before scaled_dot_product_attention): that rank-3 value, with H
+ * (a constant) in *heads and the Reshape in *rs; -1 when u is not one. */
+static int kn_at_unsplit(const kn_graph *g, int u, int64_t *heads, int *rs) {
+    const kn_value *uv = &g->values[u];
+    int r = kn_at_producer(g, u, KN_OP_Reshape);
+    if (uv->rank != 4 || r < 0) return -1;
+    int w = g->nodes[r].in[0];
+    const kn_value *wv = &g->values[w];
+    int64_t h = kn_at_const(uv->dims[1]);
+    if (wv->rank != 3 || h <= 0 || !kn_at_same_dim(wv->dims[1], uv->dims[2]) || !kn_at_same_dim(wv->dims[2], uv->dims[3]))
+        return -1;
+    *heads = h;
+    *rs = r;
+    return w;
+}
 
 static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, int *done) {
     *done = 0;
@@ -118,42 +154,61 @@ static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, i
         return KILN_OK;
     int p = n2->in[0], vv = n2->in[1];
     int sm = kn_at_producer(g, p, KN_OP_Softmax);
-    if (sm < 0 || kn_pass_sole_consumer(g, p) != m2 || !kn_at_rank3(g, p) || !kn_at_rank3(g, vv)) return KILN_OK;
+    const int rank = p >= 0 ? g->values[p].rank : -1;
+    if (sm < 0 || kn_pass_sole_consumer(g, p) != m2 || (rank != 3 && rank != 4) || !kn_at_rank(g, vv, rank)) return KILN_OK;
     int64_t axis = kn_attr_i(&g->nodes[sm], "axis", -1);
-    if (axis != -1 && axis != 2) return KILN_OK;
+    if (axis != -1 && axis != rank - 1) return KILN_OK;
     int s = g->nodes[sm].in[0];
     int m1 = kn_at_producer(g, s, KN_OP_MatMul);
-    if (m1 < 0 || kn_pass_sole_consumer(g, s) != sm || !kn_at_rank3(g, s)) return KILN_OK;
+    if (m1 < 0 || kn_pass_sole_consumer(g, s) != sm || !kn_at_rank(g, s, rank)) return KILN_OK;
     const kn_node *n1 = &g->nodes[m1];
-    if ((n1->n_in > 2 && n1->in[2] >= 0) || kn_attr_i(n1, "kiln.trans_a", 0) || !kn_at_rank3(g, n1->in[0]) ||
-        !kn_at_rank3(g, n1->in[1]))
+    if ((n1->n_in > 2 && n1->in[2] >= 0) || kn_attr_i(n1, "kiln.trans_a", 0) || !kn_at_rank(g, n1->in[0], rank) ||
+        !kn_at_rank(g, n1->in[1], rank))
         return KILN_OK;
     int tb = (int)kn_attr_i(n1, "kiln.trans_b", 0);
     float alpha = kn_attr_f(n1, "kiln.alpha", 1.0f);
-    const kn_value *qv = &g->values[n1->in[0]], *bv = &g->values[n1->in[1]], *vval = &g->values[vv];
+    /* the rank-3 operands: in the rank-4 form, the values the heads were viewed apart from */
+    int opnd[3] = {n1->in[0], n1->in[1], vv}, split[3] = {-1, -1, -1};
+    int64_t heads = 0;
+    if (rank == 4) {
+        for (int k = 0; k < 3; k++) {
+            int64_t h = 0;
+            int w = kn_at_unsplit(g, opnd[k], &h, &split[k]);
+            if (w < 0 || (heads && h != heads)) return KILN_OK;
+            heads = h;
+            opnd[k] = w;
+        }
+        if (kn_at_const(g->values[n2->out[0]].dims[1]) != heads) return KILN_OK;
+    }
+    const kn_value *qv = &g->values[opnd[0]], *bv = &g->values[opnd[1]], *vval = &g->values[opnd[2]];
     /* K's [Lk, Dk] from B ([Dk, Lk], or [Lk, Dk] with trans_b): Dk must meet Q's, Lk V's */
     kn_dim k_l = bv->dims[tb ? 1 : 2], k_d = bv->dims[tb ? 2 : 1];
     if (!kn_at_same_dim(qv->dims[2], k_d) || !kn_at_same_dim(k_l, vval->dims[1])) return KILN_OK;
     if (qv->dtype != bv->dtype || qv->dtype != vval->dtype || !kn_dtype_is_float(qv->dtype)) return KILN_OK;
 
     kn_at_view view[3];
-    kn_at_resolve(g, n1->in[0], &view[0]);
-    kn_at_resolve(g, n1->in[1], &view[1]);
-    kn_at_resolve(g, vv, &view[2]);
+    for (int k = 0; k < 3; k++) {
+        kn_at_resolve(g, opnd[k], &view[k]);
+        if (split[k] >= 0) { /* the rank-4 Reshape heads the chain */
+            memmove(view[k].chain + 1, view[k].chain, (size_t)view[k].n_chain * sizeof(int));
+            view[k].chain[0] = split[k];
+            view[k].n_chain++;
+        }
+    }
     if (!tb) { /* B is K^T: K's perm is B's with the last two swapped */
         int64_t t = view[1].ints[4];
         view[1].ints[4] = view[1].ints[5];
         view[1].ints[5] = t;
     }
 
-    /* the output's only reader, a rank-3 Transpose, folds into the output */
+    /* the output's only reader, a Transpose of its rank, folds into the output */
     int y = n2->out[0], tr_out = -1, c = kn_pass_sole_consumer(g, y);
-    int64_t out_perm[3] = {0, 1, 2};
+    int64_t out_perm[4] = {0, 1, 2, 3};
     if (c >= 0 && !g->nodes[c].dead && !g->nodes[c].fallback && g->nodes[c].op == KN_OP_Transpose) {
         const int64_t *pp;
-        if (kn_attr_ints(&g->nodes[c], "perm", &pp) == 3) {
+        if (kn_attr_ints(&g->nodes[c], "perm", &pp) == rank) {
             tr_out = c;
-            for (int i = 0; i < 3; i++) out_perm[i] = pp[i];
+            for (int i = 0; i < rank; i++) out_perm[i] = pp[i];
         }
     }
 
@@ -166,7 +221,8 @@ static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, i
     for (int k = 0; k < 3 && st == KILN_OK; k++) st = kn_pass_set_input(n2, k, view[k].root);
     for (int k = 0; k < 3 && st == KILN_OK; k++) st = kn_node_set_attr_ints(n2, names[k], KN_ATTN_VIEW_INTS, view[k].ints);
     if (st == KILN_OK && alpha != 1.0f) st = kn_node_set_attr_float(n2, "kiln.alpha", alpha);
-    if (st == KILN_OK && tr_out >= 0) st = kn_node_set_attr_ints(n2, "kiln.out_perm", 3, out_perm);
+    if (st == KILN_OK && heads > 0) st = kn_node_set_attr_int(n2, "kiln.heads", heads);
+    if (st == KILN_OK && tr_out >= 0) st = kn_node_set_attr_ints(n2, "kiln.out_perm", rank, out_perm);
     if (st != KILN_OK || !kn_pass_backend_takes(opt, g, m2)) {
         kn_node_backup_restore(n2, &bk);
         g->nodes[m2].op = op_before;

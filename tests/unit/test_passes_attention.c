@@ -34,13 +34,18 @@ typedef enum variant {
     V_NO_AXES,     /* Slices without axes: they cut dim 0 (ONNX's default), here a no-op [0, S),
                       so Q = K = V = all 3H column groups of qkv and y is [S, 3B, E] */
     V_CROSS,       /* K and V projected from a second input "mem" [S, batch2, E], batch2 its own
-                      symbol: the batches are not provably equal, not fused (run with mem = x) */
+                      symbol (run with mem = x): fused, the batch is checked at run time */
+    V_TORCH2,      /* torch 2.x's export: q, k, v picked from the packed projection by Reshape
+                      [S, B, 3, E], Unsqueeze, a 5-D Transpose, Squeeze and three Gathers, and the
+                      heads viewed apart, [B, H, S, hd], around rank-4 MatMuls (K^T by a Transpose
+                      of the last two dims); the output Transpose is rank 4: fused (kiln.heads),
+                      the Gathers in the views, the 5-D Transpose stays */
 } variant;
 
 static const char *variant_name(variant v) {
     static const char *const n[] = {"plain",          "run-time slice bounds", "mask",
                                     "scores output",  "softmax axis 1",        "slices without axes",
-                                    "K/V of another batch symbol"};
+                                    "K/V of another batch symbol", "torch 2.x rank-4 form"};
     return n[v];
 }
 
@@ -95,6 +100,63 @@ static void ref_mha(const float *x, const float *w, const attn_cfg *c, int64_t B
     free(sc);
 }
 
+/* V_TORCH2 after "qkv" [S, batch, 3E]: what torch 2.x's exporter writes for the same attention. */
+static void build_torch2_tail(kiln_graph *g, const attn_cfg *c) {
+    const int64_t S = c->S, E = c->E, H = c->H, hd = E / H;
+    int64_t s4[4] = {S, -1, 3, E}, zero[1] = {0}, three[1] = {3}, sh3[3] = {S, -1, hd}, sh4[4] = {-1, H, S, hd},
+            yshp[3] = {S, -1, E};
+    kt_ints(g, "t2.s4", 4, s4);
+    kt_ints(g, "t2.zero", 1, zero);
+    kt_ints(g, "t2.three", 1, three);
+    kt_ints(g, "t2.sh3", 3, sh3);
+    kt_ints(g, "t2.sh4", 4, sh4);
+    kt_ints(g, "shape_y", 3, yshp);
+    kt_node(g, "Reshape", "t2.unflatten", "qkv", "t2.s4", "u4");           /* [S, B, 3, E] */
+    kt_node(g, "Unsqueeze", "t2.unsqueeze", "u4", "t2.zero", "u5");        /* [1, S, B, 3, E] */
+    static const int64_t p5[5] = {3, 1, 2, 0, 4};
+    kiln_attr pa5 = kiln_attr_ints("perm", 5, p5);
+    const char *t5in[1] = {"u5"};
+    kt_node_attrs(g, "Transpose", "t2.transpose", 1, t5in, "t5", 1, &pa5); /* [3, S, B, 1, E] */
+    kt_node(g, "Squeeze", "t2.squeeze", "t5", "t2.three", "packed");        /* [3, S, B, E] */
+    static const char *const nm[3] = {"q", "k", "v"};
+    for (int k = 0; k < 3; k++) {
+        char idx[32], ga[32], r3[32], tr[32], r4[32];
+        snprintf(idx, sizeof idx, "%s.index", nm[k]);
+        snprintf(ga, sizeof ga, "%s.pick", nm[k]);
+        snprintf(r3, sizeof r3, "%s.heads", nm[k]);
+        snprintf(tr, sizeof tr, "%s.t", nm[k]);
+        snprintf(r4, sizeof r4, "%s.4d", nm[k]);
+        int64_t iv = k;
+        KT_OK(kiln_graph_add_initializer(g, idx, KILN_I64, 0, NULL, &iv));
+        kiln_attr ax0 = kiln_attr_int("axis", 0);
+        const char *gin[2] = {"packed", idx};
+        kt_node_attrs(g, "Gather", ga, 2, gin, ga, 1, &ax0); /* [S, B, E] */
+        kt_node(g, "Reshape", r3, ga, "t2.sh3", r3);          /* [S, B*H, hd] */
+        static const int64_t p3[3] = {1, 0, 2};
+        kiln_attr pa = kiln_attr_ints("perm", 3, p3);
+        const char *tin[1] = {r3};
+        kt_node_attrs(g, "Transpose", tr, 1, tin, tr, 1, &pa); /* [B*H, S, hd] */
+        kt_node(g, "Reshape", r4, tr, "t2.sh4", r4);           /* [B, H, S, hd] */
+    }
+    static const int64_t pk[4] = {0, 1, 3, 2};
+    kiln_attr pka = kiln_attr_ints("perm", 4, pk);
+    const char *kin[1] = {"k.4d"};
+    kt_node_attrs(g, "Transpose", "k.T", 1, kin, "k.T", 1, &pka); /* [B, H, hd, S] */
+    kt_scalar(g, "sqrt_hd", sqrtf((float)hd));
+    kt_node(g, "Div", "q.scale", "q.4d", "sqrt_hd", "q.scaled");
+    kt_node(g, "MatMul", "scores", "q.scaled", "k.T", "s");
+    kiln_attr ax = kiln_attr_int("axis", -1);
+    const char *smi[1] = {"s"};
+    kt_node_attrs(g, "Softmax", "softmax", 1, smi, "p", 1, &ax);
+    kt_node(g, "MatMul", "context", "p", "v.4d", "o"); /* [B, H, S, hd] */
+    static const int64_t po[4] = {2, 0, 1, 3};
+    kiln_attr poa = kiln_attr_ints("perm", 4, po);
+    const char *oin[1] = {"o"};
+    kt_node_attrs(g, "Transpose", "o.t", 1, oin, "o.t", 1, &poa); /* [S, B, H, hd] */
+    kt_node(g, "Reshape", "merge_heads", "o.t", "shape_y", "y");
+    KT_OK(kiln_graph_add_output(g, "y"));
+}
+
 /* The graph torch exports for nn.MultiheadAttention(E, H) self-attention without masks, minus
  * the biases and the output projection: x [S, batch, E] (batch symbolic), W_in [E, 3E] = w. */
 static kiln_graph *build_mha(const attn_cfg *c, const float *w, const float *mask, variant var) {
@@ -113,6 +175,10 @@ static kiln_graph *build_mha(const attn_cfg *c, const float *w, const float *mas
         kt_node(g, "MatMul", "in_proj_kv", "mem", "W_in", "kv");
     }
     static const char *const nm[3] = {"q", "k", "v"};
+    if (var == V_TORCH2) {
+        build_torch2_tail(g, c);
+        return g;
+    }
     int64_t axes[1] = {2}, shp[3] = {S, -1, hd}, yshp[3] = {S, -1, E};
     kt_ints(g, "axes", 1, axes);
     kt_ints(g, "shape_y", 3, yshp);
@@ -226,6 +292,27 @@ static void check_cpu_run(const kiln_module *m, const attn_cfg *c, float *x, int
  * with run-time bounds, V_DYN_SLICE); exact: nothing else but the projection and the merge (a
  * CUDA fp16 build may add casts at its edges). */
 static void check_fused_structure(const kiln_module *m, variant var, int exact, const char *what) {
+    if (var == V_TORCH2) { /* the 5-D Transpose and the Gathers stay; everything after them fuses */
+        KT_CHECK(kt_count_op(m, "KilnAttention") == 1 && kt_count_op(m, "Softmax") == 0 && kt_count_op(m, "MatMul") == 1 &&
+                     kt_count_op(m, "Gather") == 0 && kt_count_op(m, "Transpose") == 1 && kt_count_op(m, "Div") == 0,
+                 "%s: %d KilnAttention, %d Softmax, %d MatMul, %d Gather, %d Transpose, %d Div; expected 1, 0, 1, 0, 1, 0",
+                 what, kt_count_op(m, "KilnAttention"), kt_count_op(m, "Softmax"), kt_count_op(m, "MatMul"),
+                 kt_count_op(m, "Gather"), kt_count_op(m, "Transpose"), kt_count_op(m, "Div"));
+        const kn_node *at = kt_find_op(m, "KilnAttention");
+        const int64_t *p;
+        KT_CHECK(at && kn_attr_i(at, "kiln.heads", 0) == 4 && kn_attr_ints(at, "kiln.out_perm", &p) == 4 && p[0] == 2 &&
+                     p[1] == 0 && p[2] == 1 && p[3] == 3,
+                 "%s: kiln.heads 4 and the rank-4 output Transpose in kiln.out_perm", what);
+        for (int k = 0; at && k < 3; k++) {
+            const int64_t *v;
+            KT_CHECK(at->in[k] >= 0 && strcmp(m->graph->values[at->in[k]].name, "packed") == 0 &&
+                         kn_attr_ints(at, k == 0 ? "kiln.q_view" : k == 1 ? "kiln.k_view" : "kiln.v_view", &v) ==
+                             KN_ATTN_VIEW_INTS &&
+                         v[6] == k,
+                     "%s: operand %d reads entry %d of the packed [3, S, B, E] (the Gather is in the view)", what, k, k);
+        }
+        return;
+    }
     const int dyn = var == V_DYN_SLICE;
     KT_CHECK(kt_count_op(m, "KilnAttention") == 1, "%s: %d KilnAttention, expected 1", what, kt_count_op(m, "KilnAttention"));
     KT_CHECK(kt_count_op(m, "Softmax") == 0 && kt_count_op(m, "Slice") == (dyn ? 3 : 0) &&
@@ -434,7 +521,7 @@ static void test_plain_operands(void) {
         KT_CHECK(fabsf(kn_attr_f(at, "kiln.alpha", 1.0f) - c) <= 1e-7f, "plain operands: kiln.alpha %g, expected %g",
                  kn_attr_f(at, "kiln.alpha", 1.0f), c);
         const int64_t *kv;
-        KT_CHECK(kn_attr_ints(at, "kiln.k_view", &kv) == 6 && kv[3] == 0 && kv[4] == 1 && kv[5] == 2 && kv[2] == 0,
+        KT_CHECK(kn_attr_ints(at, "kiln.k_view", &kv) == KN_ATTN_VIEW_INTS && kv[3] == 0 && kv[4] == 1 && kv[5] == 2 && kv[2] == 0,
                  "plain operands: K is read as stored (the trans_b undone into its view)");
         KT_CHECK(kn_attr_i(at, "kiln.nodes", 1) == 5, "plain operands: kiln.nodes %lld, expected 5",
                  (long long)kn_attr_i(at, "kiln.nodes", 1));
@@ -599,7 +686,7 @@ static void test_geometry_broadcast(void) {
     KT_CHECK(g.k.s_outer == 0 && g.k.s_inner == 0 && g.q.s_outer == 40 && g.q.s_l == 8 && g.q.s_d == 1 && g.v.s_outer == 42,
              "geometry: K (batch 1) broadcasts with stride 0, Q and V packed (%lld, %lld, %lld)", (long long)g.k.s_outer,
              (long long)g.q.s_outer, (long long)g.v.s_outer);
-    KT_CHECK(g.y_dims[0] == 4 && g.y_dims[1] == 5 && g.y_dims[2] == 6 && g.y_s_n == 30, "geometry: Y [4, 5, 6] packed");
+    KT_CHECK(g.y_dims[0] == 4 && g.y_dims[1] == 5 && g.y_dims[2] == 6 && g.y.s_outer == 30 && g.y.s_l == 6, "geometry: Y [4, 5, 6] packed");
     k.dims[0] = 3;
     kiln_status st = kn_attn_geometry(&n, &q, &k, &v, &g);
     KT_CHECK(st == KILN_ERR_SHAPE && strstr(kiln_last_error(), "att") != NULL,
@@ -615,6 +702,8 @@ int main(void) {
     for (int i = 0; i < nc; i++) test_fused(&cfgs[i], V_PLAIN);
     test_fused(&cfgs[0], V_DYN_SLICE);
     test_fused(&cfgs[2], V_DYN_SLICE);
+    test_fused(&cfgs[0], V_TORCH2);
+    test_fused(&cfgs[1], V_TORCH2);
     test_not_fused(&cfgs[0]);
     test_not_fused(&cfgs[1]);
     test_plain_operands();
@@ -626,6 +715,7 @@ int main(void) {
     if (kiln_cuda_available()) {
         for (int i = 0; i < nc; i++) test_cuda(&cfgs[i], V_PLAIN);
         test_cuda(&cfgs[2], V_DYN_SLICE);
+        test_cuda(&cfgs[1], V_TORCH2);
     } else {
         printf("SKIP: no CUDA device (the CUDA attention checks)\n");
     }

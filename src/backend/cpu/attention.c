@@ -67,7 +67,7 @@ static kiln_status kn_cpu_attention(const kn_kernel_args *a) {
                 double w = p->scores[t] / sum;
                 for (int64_t j = 0; j < g->dv; j++) p->acc[j] += w * kn_nn_ld(v->data, v->dtype, kn_attn_at(&g->v, n, t, j));
             }
-            for (int64_t j = 0; j < g->dv; j++) kn_nn_st(y->data, y->dtype, n * g->y_s_n + l * g->y_s_l + j * g->y_s_d, p->acc[j]);
+            for (int64_t j = 0; j < g->dv; j++) kn_nn_st(y->data, y->dtype, kn_attn_at(&g->y, n, l, j), p->acc[j]);
         }
     return KILN_OK;
 }

@@ -78,12 +78,13 @@ template <typename T> __global__ void __launch_bounds__(kWarps * 32) attention_k
             }
         }
     }
+    const int64_t ybase = (n / p.y_n_inner) * p.y_s_outer + (n % p.y_n_inner) * p.y_s_inner;
     for (int r = 0; r < kRows; r++) {
         if (row[r] >= p.lq) continue;
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         for (int c = 0; c < kCols; c++) {
             int j = lane + 32 * c;
-            if (j < dv) ((T *)p.y)[n * p.y_s_n + row[r] * p.y_s_l + j * p.y_s_d] = from_acc<T, float>(acc[r][c] * inv);
+            if (j < dv) ((T *)p.y)[ybase + row[r] * p.y_s_l + j * p.y_s_d] = from_acc<T, float>(acc[r][c] * inv);
         }
     }
 }
@@ -92,7 +93,7 @@ template <typename T> __global__ void __launch_bounds__(kWarps * 32) attention_k
 
 extern "C" cudaError_t knc_attention_launch(const knc_attention *p, cudaStream_t s) {
     if (p->n <= 0 || p->lq <= 0 || p->dv <= 0) return cudaSuccess;
-    if (p->dk <= 0 || p->dk > kMaxD || p->dv > kMaxD || p->q.n_inner <= 0 || p->k.n_inner <= 0 || p->v.n_inner <= 0)
+    if (p->dk <= 0 || p->dk > kMaxD || p->dv > kMaxD || p->q.n_inner <= 0 || p->k.n_inner <= 0 || p->v.n_inner <= 0 || p->y_n_inner <= 0)
         return cudaErrorInvalidValue;
     const int64_t qblocks = (p->lq + kWarps * kRows - 1) / (kWarps * kRows), blocks = p->n * qblocks;
     if (blocks > INT32_MAX) return cudaErrorInvalidValue;

@@ -179,7 +179,7 @@ typedef struct knc_attention {
     float alpha;
     knc_attn_operand q, k, v;
     void *y;
-    int64_t y_s_n, y_s_l, y_s_d;
+    int64_t y_n_inner, y_s_outer, y_s_inner, y_s_l, y_s_d; /* as an operand's view */
 } knc_attention;
 #define KNC_ATTN_MAX_D 128
 cudaError_t knc_attention_launch(const knc_attention *p, cudaStream_t s);

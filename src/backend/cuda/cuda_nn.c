@@ -185,7 +185,8 @@ static kiln_status kn_cuda_attention_run(const kn_kernel_args *a) {
     }
     knc_attention p = {.dtype = a->in[0].dtype, .n = g.n, .lq = g.lq, .lk = g.lk, .dk = (int)g.dk, .dv = (int)g.dv,
                        .alpha = g.alpha, .q = op[0], .k = op[1], .v = op[2], .y = a->out[0].data,
-                       .y_s_n = g.y_s_n, .y_s_l = g.y_s_l, .y_s_d = g.y_s_d};
+                       .y_n_inner = g.y.n_inner, .y_s_outer = g.y.s_outer, .y_s_inner = g.y.s_inner, .y_s_l = g.y.s_l,
+                       .y_s_d = g.y.s_d};
     KN_CU(knc_attention_launch(&p, kn_cuda_stream(a)));
     return KILN_OK;
 }
