@@ -1,5 +1,6 @@
 // KilnAttention on CUDA: one kernel for softmax(alpha Q K^T) V, the scores never in memory.
-// A block takes one batch entry n and 4 query rows (a warp each). The keys go through shared
+// A block takes one batch entry n and 4 warps of R query rows (R from the number of rows: more
+// rows per block when there are many, so that fewer blocks stage the same keys). The keys go through shared
 // memory in chunks as large as 40 KB allows (all of them for short sequences: one load, two
 // barriers), as float, K's rows padded so that lane-per-key reads do not share banks. Per 32 keys
 // each lane scores one key against the warp's query row (in shared memory, alpha applied), the
@@ -20,102 +21,160 @@ __device__ __forceinline__ int64_t base_of(const knc_attn_operand &o, int64_t n)
     return (n / o.n_inner) * o.s_outer + (n % o.n_inner) * o.s_inner;
 }
 
-template <typename T, int COLS>
+// Stages rows [c0, c0 + cnt) of a [L, D] operand (row stride sl, column stride sd) into shared
+// memory as float, rows `stride` floats apart: 8 loads per thread in flight before their stores
+// (one load at a time left every warp waiting on memory).
+template <typename T>
+__device__ __forceinline__ void stage(const T *src, int64_t sl, int64_t sd, int64_t c0, int cnt, int d, float *dst, int stride) {
+    const int total = cnt * d;
+    for (int e0 = threadIdx.x; e0 < total; e0 += blockDim.x * 8) {
+        float r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int e = e0 + u * blockDim.x;
+            if (e < total) {
+                const int key = e / d, j = e - key * d;
+                r[u] = to_acc<float, T>(src[(c0 + key) * sl + j * sd]);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int e = e0 + u * blockDim.x;
+            if (e < total) {
+                const int key = e / d, j = e - key * d;
+                dst[key * stride + j] = r[u];
+            }
+        }
+    }
+}
+
+// R query rows per warp: the K and V values read from shared memory serve all R rows.
+template <typename T, int COLS, int R>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const __grid_constant__ knc_attention p, int64_t qblocks, int chunk) {
     extern __shared__ float smem[];
     const int dk = p.dk, dv = p.dv, kstride = dk + 1;
     float *ks = smem;                  // [chunk][dk + 1]
     float *vs = ks + chunk * kstride;  // [chunk][dv]
-    float *qs = vs + chunk * dv;       // [kWarps][dk]
+    float *qs = vs + chunk * dv;       // [kWarps][R][dk]
     const int64_t n = blockIdx.x / qblocks;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int64_t row = (blockIdx.x % qblocks) * kWarps + warp;
-    const bool active = row < p.lq; // warp-uniform
+    const int64_t row0 = ((blockIdx.x % qblocks) * kWarps + warp) * R;
+    const int rows = (int)(p.lq - row0 < R ? (p.lq - row0 > 0 ? p.lq - row0 : 0) : R); // warp-uniform
     const T *Q = (const T *)p.q.p + base_of(p.q, n), *K = (const T *)p.k.p + base_of(p.k, n);
     const T *V = (const T *)p.v.p + base_of(p.v, n);
 
-    float *qr = qs + warp * dk;
-    for (int j = lane; j < dk; j += 32) qr[j] = active ? to_acc<float, T>(Q[row * p.q.s_l + j * p.q.s_d]) * p.alpha : 0.0f;
-    float m = -INFINITY, l = 0.0f, acc[COLS];
+    float *qr = qs + warp * R * dk;
+    for (int e = lane; e < R * dk; e += 32) {
+        const int r = e / dk, j = e - r * dk;
+        qr[e] = r < rows ? to_acc<float, T>(Q[(row0 + r) * p.q.s_l + j * p.q.s_d]) * p.alpha : 0.0f;
+    }
+    float m[R], l[R], acc[R][COLS];
 #pragma unroll
-    for (int c = 0; c < COLS; c++) acc[c] = 0.0f;
+    for (int r = 0; r < R; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < COLS; c++) acc[r][c] = 0.0f;
+    }
 
     for (int64_t c0 = 0; c0 < p.lk; c0 += chunk) {
         const int cnt = (int)(p.lk - c0 < chunk ? p.lk - c0 : chunk);
-        __syncthreads(); // the previous chunk is consumed
-        for (int key = warp; key < cnt; key += kWarps) {
-            const T *kr = K + (c0 + key) * p.k.s_l, *vr = V + (c0 + key) * p.v.s_l;
-            for (int j = lane; j < dk; j += 32) ks[key * kstride + j] = to_acc<float, T>(kr[j * p.k.s_d]);
-            for (int j = lane; j < dv; j += 32) vs[key * dv + j] = to_acc<float, T>(vr[j * p.v.s_d]);
-        }
+        __syncthreads(); // the previous chunk is consumed (and the query rows written)
+        stage<T>(K, p.k.s_l, p.k.s_d, c0, cnt, dk, ks, kstride);
+        stage<T>(V, p.v.s_l, p.v.s_d, c0, cnt, dv, vs, dv);
         __syncthreads();
-        if (!active) continue;
+        if (rows == 0) continue;
         for (int t0 = 0; t0 < cnt; t0 += kTile) {
             const int valid = cnt - t0 < kTile ? cnt - t0 : kTile;
-            const float *kr = ks + (t0 + lane) * kstride;
-            float s = -INFINITY;
+            float s[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) s[r] = 0.0f;
             if (lane < valid) {
-                float a0 = 0.0f, a1 = 0.0f;
-                int j = 0;
-                for (; j + 1 < dk; j += 2) {
-                    a0 = fmaf(qr[j], kr[j], a0);
-                    a1 = fmaf(qr[j + 1], kr[j + 1], a1);
+                const float *kr = ks + (t0 + lane) * kstride;
+                for (int j = 0; j < dk; j++) {
+                    const float kv = kr[j];
+#pragma unroll
+                    for (int r = 0; r < R; r++) s[r] = fmaf(qr[r * dk + j], kv, s[r]);
                 }
-                if (j < dk) a0 = fmaf(qr[j], kr[j], a0);
-                s = a0 + a1;
             }
-            float tmax = s;
+            float pr[R];
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
-            const float mn = fmaxf(m, tmax);
-            const float corr = __expf(m - mn); // 0 on the first tile (m = -inf)
-            const float pr = lane < valid ? __expf(s - mn) : 0.0f;
-            float psum = pr;
+            for (int r = 0; r < R; r++) {
+                float sr = lane < valid ? s[r] : -INFINITY, tmax = sr;
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
-            l = l * corr + psum;
-            m = mn;
+                for (int o = 16; o > 0; o >>= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, o));
+                const float mn = fmaxf(m[r], tmax);
+                const float corr = __expf(m[r] - mn); // 0 on the first tile (m = -inf)
+                pr[r] = lane < valid ? __expf(sr - mn) : 0.0f;
+                float psum = pr[r];
 #pragma unroll
-            for (int c = 0; c < COLS; c++) acc[c] *= corr;
+                for (int o = 16; o > 0; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+                l[r] = l[r] * corr + psum;
+                m[r] = mn;
+#pragma unroll
+                for (int c = 0; c < COLS; c++) acc[r][c] *= corr;
+            }
             const float *vt = vs + t0 * dv + lane;
-#pragma unroll 8
-            for (int key = 0; key < kTile; key++) {
-                const float pk = __shfl_sync(0xffffffffu, pr, key); // 0 past `valid`
-                if (key < valid) {
+            for (int key = 0; key < valid; key++) {
+                float v[COLS];
 #pragma unroll
-                    for (int c = 0; c < COLS; c++)
-                        if (lane + 32 * c < dv) acc[c] = fmaf(pk, vt[key * dv + 32 * c], acc[c]);
+                for (int c = 0; c < COLS; c++) v[c] = lane + 32 * c < dv ? vt[key * dv + 32 * c] : 0.0f;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const float pk = __shfl_sync(0xffffffffu, pr[r], key);
+#pragma unroll
+                    for (int c = 0; c < COLS; c++) acc[r][c] = fmaf(pk, v[c], acc[r][c]);
                 }
             }
         }
     }
-    if (!active) return;
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    T *Y = (T *)p.y + (n / p.y_n_inner) * p.y_s_outer + (n % p.y_n_inner) * p.y_s_inner + row * p.y_s_l;
 #pragma unroll
-    for (int c = 0; c < COLS; c++) {
-        const int j = lane + 32 * c;
-        if (j < dv) Y[j * p.y_s_d] = from_acc<T, float>(acc[c] * inv);
+    for (int r = 0; r < R; r++) {
+        if (r >= rows) break;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        T *Y = (T *)p.y + (n / p.y_n_inner) * p.y_s_outer + (n % p.y_n_inner) * p.y_s_inner + (row0 + r) * p.y_s_l;
+#pragma unroll
+        for (int c = 0; c < COLS; c++) {
+            const int j = lane + 32 * c;
+            if (j < dv) Y[j * p.y_s_d] = from_acc<T, float>(acc[r][c] * inv);
+        }
+    }
+}
+
+template <typename T, int COLS, int R> cudaError_t launch_r(const knc_attention *p, cudaStream_t s) {
+    const int64_t qblocks = (p->lq + kWarps * R - 1) / (kWarps * R), blocks = p->n * qblocks;
+    if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+    // keys per chunk: all of them when they fit the budget, else a multiple of 32 that does
+    const size_t per_key = sizeof(float) * (size_t)(p->dk + 1 + p->dv), fixed = sizeof(float) * (size_t)kWarps * R * p->dk;
+    const int64_t fit = (int64_t)((kSmemBudget - fixed) / per_key) / kTile * kTile;
+    const int64_t want = (p->lk + kTile - 1) / kTile * kTile;
+    const int chunk = (int)(want < fit ? (want > 0 ? want : kTile) : fit);
+    if (chunk < kTile) return cudaErrorInvalidValue;
+    attention_kernel<T, COLS, R><<<(unsigned)blocks, kWarps * 32, fixed + per_key * (size_t)chunk, s>>>(*p, qblocks, chunk);
+    return cudaGetLastError();
+}
+
+// Rows per warp: 1 while that leaves few blocks for the card (short sequences, a small batch),
+// more as the rows grow, so that fewer blocks stage the same keys: at most R * Dk <= 256 (the
+// query rows' shared memory).
+template <typename T, int COLS> cudaError_t launch_cols(const knc_attention *p, cudaStream_t s) {
+    const int64_t rows = p->n * p->lq;
+    int r = rows >= 8192 ? 8 : rows >= 4096 ? 4 : rows >= 2048 ? 2 : 1;
+    while (r > 1 && r * p->dk > 256) r /= 2;
+    switch (r) {
+    case 8: return launch_r<T, COLS, 8>(p, s);
+    case 4: return launch_r<T, COLS, 4>(p, s);
+    case 2: return launch_r<T, COLS, 2>(p, s);
+    default: return launch_r<T, COLS, 1>(p, s);
     }
 }
 
 template <typename T> cudaError_t launch(const knc_attention *p, cudaStream_t s) {
-    const int64_t qblocks = (p->lq + kWarps - 1) / kWarps, blocks = p->n * qblocks;
-    if (blocks > INT32_MAX) return cudaErrorInvalidValue;
-    // keys per chunk: all of them when they fit the budget, else a multiple of 32 that does
-    const size_t per_key = sizeof(float) * (size_t)(p->dk + 1 + p->dv), fixed = sizeof(float) * (size_t)kWarps * p->dk;
-    int64_t fit = (int64_t)((kSmemBudget - fixed) / per_key) / kTile * kTile;
-    int64_t want = (p->lk + kTile - 1) / kTile * kTile;
-    const int chunk = (int)(want < fit ? (want > 0 ? want : kTile) : fit);
-    const size_t smem = fixed + per_key * (size_t)chunk;
-    const int cols = (p->dv + 31) / 32;
-    const dim3 grid((unsigned)blocks), block(kWarps * 32);
-    switch (cols) {
-    case 1: attention_kernel<T, 1><<<grid, block, smem, s>>>(*p, qblocks, chunk); break;
-    case 2: attention_kernel<T, 2><<<grid, block, smem, s>>>(*p, qblocks, chunk); break;
-    default: attention_kernel<T, kCols><<<grid, block, smem, s>>>(*p, qblocks, chunk); break;
+    switch ((p->dv + 31) / 32) {
+    case 1: return launch_cols<T, 1>(p, s);
+    case 2: return launch_cols<T, 2>(p, s);
+    default: return launch_cols<T, kCols>(p, s);
     }
-    return cudaGetLastError();
 }
 
 } // namespace
