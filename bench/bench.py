@@ -70,7 +70,7 @@ QUICK_MATRIX = [
     ("resnet18", "tf32", [1, 16], []),
     ("resnet50", "fp16", [1, 256], []),
     ("mobilenet_v2", "fp16", [1], []),
-    ("transformer", "fp32", [1], []),
+    ("transformer", "fp32", [1, 16], []),
     ("seed_graph_break", "fp32", [1], []),
 ]
 

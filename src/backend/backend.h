@@ -62,6 +62,9 @@ typedef struct kn_backend {
      * pass then marks nodes with kiln.layout = 1 and inserts Identity nodes with kiln.to_layout at
      * the edges; the backend's kernels for those nodes must honour them). NULL: never. */
     int (*prefers_nhwc)(kiln_precision p);
+    /* Whether MatMul-Softmax-MatMul should become one KilnAttention node at this precision (the
+     * fuse_attention pass). NULL: yes (where supports_op takes the node). */
+    int (*fuses_attention)(kiln_precision p);
 
     /* Module: device copies of constants (per value, NULL if not a constant); module state. */
     kiln_status (*module_init)(struct kiln_module *m, void **mstate);

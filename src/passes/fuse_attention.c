@@ -11,7 +11,8 @@
  * When: every tensor rank 3 (or 4, as above, with one constant H); the scores and probabilities read only by the pattern (not graph
  * outputs); the first MatMul without kiln.trans_a or a bias, the second plain; Q's and K's
  * inner dims and K's and V's lengths the same static dim; no node marked fallback; the backend
- * takes the fused node. The batch dims need no proof here: KilnAttention broadcasts a batch of 1
+ * takes the fused node, and its fuses_attention (if any) says yes at the build's precision
+ * (CUDA: fp32 only). The batch dims need no proof here: KilnAttention broadcasts a batch of 1
  * and refuses other mismatches at run time, as the two MatMuls would (their batch dims follow
  * the same rule). A mask or a causal Add between the MatMul and the Softmax is not fused. */
 #include "passes.h"
@@ -252,6 +253,7 @@ static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, i
 
 kiln_status kn_pass_fuse_attention(kn_graph *g, const kn_pass_options *opt, int *changed) {
     *changed = 0;
+    if (opt->backend && opt->backend->fuses_attention && !opt->backend->fuses_attention(opt->precision)) return KILN_OK;
     int fused = 0;
     kiln_status st = KILN_OK;
     for (int i = 0; i < g->n_nodes && st == KILN_OK; i++) {

@@ -140,6 +140,12 @@ static int kn_cuda_prefers_nhwc(kiln_precision p) {
     return p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16 || p == KILN_PRECISION_TF32;
 }
 
+/* KilnAttention's kernel computes in fp32 on the CUDA cores. In fp32 builds it replaced two
+ * cuBLAS fp32 products, the softmax and the copies around them at no loss (transformer, batch 1)
+ * or 11 % faster (batch 16; H100, bench/NOTES.md section 11); against tensor-core products (fp16,
+ * bf16, tf32) it lost at batch 1, so those builds keep the unfused form. */
+static int kn_cuda_fuses_attention(kiln_precision p) { return p == KILN_PRECISION_FP32; }
+
 static const kn_kernel *kn_cuda_engine_kernel(const kn_graph *g, const kn_node *n) {
     if (!kn_cuda_supports(g, n)) return NULL;
     return &kn_cuda_op_of(n)->engine;
@@ -570,6 +576,7 @@ static const kn_backend kn_cuda_backend = {
     .engine_kernel = kn_cuda_engine_kernel,
     .fallback_kernel = kn_cuda_fallback_kernel,
     .prefers_nhwc = kn_cuda_prefers_nhwc,
+    .fuses_attention = kn_cuda_fuses_attention,
     .module_init = kn_cuda_module_init,
     .module_free = kn_cuda_module_free,
     .session_init = kn_cuda_session_init,
