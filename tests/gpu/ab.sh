@@ -15,17 +15,14 @@ CUDNN_DIR=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
 [ -d "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH="$(pwd)/build-cuda/gpu-libs:$LD_LIBRARY_PATH"
 WORK=$(mktemp -d)
+. "$(dirname "$0")/bench_models.sh"
 declare -a TABLE
 for row in "$@"; do
   IFS=: read -r model batch prec <<< "$row"
   prec=${prec:-fp16}
   onnx="$WORK/$model.onnx"
-  if [ ! -f "$onnx" ]; then
-    python3 -c "import sys; sys.path.insert(0, 'bench'); import bench
-m, s = bench.make_model('$model'); bench.export('$model', m, s, '$onnx')" || { TABLE+=("$row: export failed"); continue; }
-  fi
-  shape=$(python3 -c "import sys; sys.path.insert(0, 'bench'); import bench
-print('x'.join(map(str, ($batch,) + tuple(bench.make_model('$model')[1]))))")
+  bench_model_onnx "$model" "$onnx" || { TABLE+=("$row: export failed"); continue; }
+  shape=$(bench_model_shape "$model" "$batch")
   declare -a ms_a=() ms_b=()
   for r in $(seq 1 "$ROUNDS"); do
     for side in A B; do

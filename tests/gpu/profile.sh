@@ -13,6 +13,7 @@ CUDNN_DIR=/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib
 [ -d "$CUDNN_DIR" ] && export LD_LIBRARY_PATH="$CUDNN_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH="$(pwd)/build-cuda/gpu-libs:$LD_LIBRARY_PATH"
 WORK=$(mktemp -d)
+. "$(dirname "$0")/bench_models.sh"
 ROWS=("$@")
 [ ${#ROWS[@]} -gt 0 ] || ROWS=(resnet18:1 resnet18:16 resnet18:256 mobilenet_v2:1 mobilenet_v2:16 resnet50:256)
 declare -a TABLE
@@ -20,12 +21,8 @@ for row in "${ROWS[@]}"; do
   IFS=: read -r model batch prec <<< "$row"
   prec=${prec:-fp16}
   onnx="$WORK/$model.onnx"
-  if [ ! -f "$onnx" ]; then
-    python3 -c "import sys; sys.path.insert(0, 'bench'); import bench
-m, s = bench.make_model('$model'); bench.export('$model', m, s, '$onnx')" || { TABLE+=("$row: export failed"); continue; }
-  fi
-  shape=$(python3 -c "import sys; sys.path.insert(0, 'bench'); import bench
-print('x'.join(map(str, ($batch,) + tuple(bench.make_model('$model')[1]))))")
+  bench_model_onnx "$model" "$onnx" || { TABLE+=("$row: export failed"); continue; }
+  shape=$(bench_model_shape "$model" "$batch")
   log="$OUT/profile-$model-b$batch-$prec.log"
   t0=$(date +%s.%N)
   "$KILN" bench "$onnx" --shapes "x:$shape" --"$prec" --device cuda --cudagraphs whole \

@@ -59,14 +59,20 @@ static kiln_graph *new_graph(const int64_t *xd) {
     return g;
 }
 
-/* x -> conv -> relu -> conv -> y: one conversion in, one out; the weights are OHWI copies. */
-static void test_conv_chain(void) {
+/* x [2, 3, 5, 6] -> conv c1 -> relu -> conv c2 -> y */
+static kiln_graph *conv_chain(void) {
     int64_t xd[4] = {2, 3, 5, 6};
     kiln_graph *graph = new_graph(xd);
     kt_conv(graph, "c1", "x", "a", 3, 4, 3, 1);
     kt_node(graph, "Relu", "r1", "a", NULL, "b");
     kt_conv(graph, "c2", "b", "y", 4, 5, 3, 1);
     KT_OK(kiln_graph_add_output(graph, "y"));
+    return graph;
+}
+
+/* x -> conv -> relu -> conv -> y: one conversion in, one out; the weights are OHWI copies. */
+static void test_conv_chain(void) {
+    kiln_graph *graph = conv_chain();
     int changed;
     counts c = rewrite(graph, KILN_PRECISION_FP16, &changed);
     KT_CHECK(changed == 3 && c.layout == 3 && c.layout_conv == 2, "conv, relu, conv go NHWC (%d, %d marked)", changed,
@@ -100,12 +106,7 @@ static void test_conv_chain(void) {
 
 /* TF32 keeps f32 storage; its activations go NHWC like f16 ones, the weights as f32 OHWI copies. */
 static void test_conv_chain_tf32(void) {
-    int64_t xd[4] = {2, 3, 5, 6};
-    kiln_graph *graph = new_graph(xd);
-    kt_conv(graph, "c1", "x", "a", 3, 4, 3, 1);
-    kt_node(graph, "Relu", "r1", "a", NULL, "b");
-    kt_conv(graph, "c2", "b", "y", 4, 5, 3, 1);
-    KT_OK(kiln_graph_add_output(graph, "y"));
+    kiln_graph *graph = conv_chain();
     int changed;
     counts c = rewrite(graph, KILN_PRECISION_TF32, &changed);
     KT_CHECK(changed == 3 && c.layout == 3 && c.layout_conv == 2 && c.to_nhwc == 1 && c.to_nchw == 1,
