@@ -25,6 +25,12 @@ if [ ! -x "$plan_test" ]; then
   plan_test=build-seeds/tests/test_plan
 fi
 KILN_TEST_PLAN_SEEDS=$B/corpus/engine $plan_test >/dev/null || true
+# an engine with a fused KilnAttention node (the model test's small transformer, when a CPU build
+# has exported it) seeds the loader's internal-op paths
+if [ -f build/models/transformer.onnx ]; then
+  $B/kiln build build/models/transformer.onnx --min x:1x16x64 --opt x:2x16x64 --max x:3x16x64 \
+    -o $B/corpus/engine/transformer_attention.kiln >/dev/null 2>&1 || true
+fi
 # past findings (the regression inputs of the unit tests) seed their neighbourhoods
 cp tests/plan/data/*.kiln $B/corpus/engine/ 2>/dev/null || true
 cp tests/onnx/data/fuzz_*.onnx $B/corpus/onnx/ 2>/dev/null || true
