@@ -1,13 +1,14 @@
 // KilnAttention on CUDA: one kernel for softmax(alpha Q K^T) V, the scores never in memory.
 // A block takes one batch entry n and 4 warps of R query rows (R from the number of rows: more
-// rows per block when there are many, so that fewer blocks stage the same keys). The keys go through shared
-// memory in chunks as large as 40 KB allows (all of them for short sequences: one load, two
-// barriers), as float, K's rows padded so that lane-per-key reads do not share banks. Per 32 keys
-// each lane scores one key against the warp's query row (in shared memory, alpha applied), the
-// warp updates the row's running max and sum (the online softmax) and each lane accumulates up
-// to 4 of the Dv output columns. Operand addresses: the batch entry's base once per block, then
-// row and column strides (no divisions per element). Float arithmetic for every element type.
-// Dk, Dv <= 128 (the pass asks the backend, which refuses larger heads).
+// rows per block when there are many, so that fewer blocks stage the same keys). The keys go
+// through shared memory in chunks as large as 46 KB allows (all of them for short sequences: one
+// load, two barriers), as float. Per 32 keys each lane scores one key against the warp's query
+// rows (in shared memory, alpha applied; 16-byte reads when Dk % 4 == 0, K's rows padded so the
+// reads spread over the banks), the warp updates each row's running max and sum (the online
+// softmax), and each lane accumulates up to 4 of the Dv output columns, reading the tile's
+// probabilities four at a time from shared memory. Operand addresses: the batch entry's base
+// once per block, then row and column strides. Float arithmetic for every element type. Dk, Dv
+// <= 128 (the pass asks the backend, which refuses larger heads).
 #include "knc_common.cuh"
 
 using namespace knc;
@@ -15,7 +16,11 @@ using namespace knc;
 namespace {
 
 constexpr int kWarps = 4, kTile = 32, kMaxD = KNC_ATTN_MAX_D, kCols = kMaxD / 32;
-constexpr size_t kSmemBudget = 40 * 1024;
+constexpr size_t kSmemBudget = 46 * 1024; // under the 48 KB a launch may take without opting in
+
+// K's rows in shared memory: padded by 4 when 16-byte reads fit (rows 4 banks apart: a
+// quarter-warp's reads hit distinct banks), else by 1 (lane-per-key reads in distinct banks).
+__host__ __device__ __forceinline__ int kstride_of(int dk) { return (dk & 3) == 0 ? dk + 4 : dk + 1; }
 
 __device__ __forceinline__ int64_t base_of(const knc_attn_operand &o, int64_t n) {
     return (n / o.n_inner) * o.s_outer + (n % o.n_inner) * o.s_inner;
@@ -52,10 +57,11 @@ __device__ __forceinline__ void stage(const T *src, int64_t sl, int64_t sd, int6
 template <typename T, int COLS, int R>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const __grid_constant__ knc_attention p, int64_t qblocks, int chunk) {
     extern __shared__ float smem[];
-    const int dk = p.dk, dv = p.dv, kstride = dk + 1;
-    float *ks = smem;                  // [chunk][dk + 1]
-    float *vs = ks + chunk * kstride;  // [chunk][dv]
-    float *qs = vs + chunk * dv;       // [kWarps][R][dk]
+    const int dk = p.dk, dv = p.dv, kstride = kstride_of(dk);
+    float *ks = smem;                    // [chunk][kstride]
+    float *vs = ks + chunk * kstride;    // [chunk][dv]
+    float *pbuf = vs + chunk * dv;       // [kWarps][R][32]: the tile's probabilities (chunk % 32 == 0: aligned)
+    float *qs = pbuf + kWarps * R * 32;  // [kWarps][R][dk]
     const int64_t n = blockIdx.x / qblocks;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int64_t row0 = ((blockIdx.x % qblocks) * kWarps + warp) * R;
@@ -91,10 +97,22 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const __grid_con
             for (int r = 0; r < R; r++) s[r] = 0.0f;
             if (lane < valid) {
                 const float *kr = ks + (t0 + lane) * kstride;
-                for (int j = 0; j < dk; j++) {
-                    const float kv = kr[j];
+                if ((dk & 3) == 0) { // 16-byte reads of K's row and the (broadcast) query rows
+                    const float4 *k4 = (const float4 *)kr;
+                    for (int j4 = 0; j4 < dk / 4; j4++) {
+                        const float4 kv = k4[j4];
 #pragma unroll
-                    for (int r = 0; r < R; r++) s[r] = fmaf(qr[r * dk + j], kv, s[r]);
+                        for (int r = 0; r < R; r++) {
+                            const float4 q = ((const float4 *)(qr + r * dk))[j4];
+                            s[r] = fmaf(q.w, kv.w, fmaf(q.z, kv.z, fmaf(q.y, kv.y, fmaf(q.x, kv.x, s[r]))));
+                        }
+                    }
+                } else {
+                    for (int j = 0; j < dk; j++) {
+                        const float kv = kr[j];
+#pragma unroll
+                        for (int r = 0; r < R; r++) s[r] = fmaf(qr[r * dk + j], kv, s[r]);
+                    }
                 }
             }
             float pr[R];
@@ -114,18 +132,37 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const __grid_con
 #pragma unroll
                 for (int c = 0; c < COLS; c++) acc[r][c] *= corr;
             }
+            // the probabilities go through shared memory, four keys per (broadcast) 16-byte read
+            float *pw = pbuf + warp * R * 32;
+#pragma unroll
+            for (int r = 0; r < R; r++) pw[r * 32 + lane] = pr[r];
+            __syncwarp();
             const float *vt = vs + t0 * dv + lane;
-            for (int key = 0; key < valid; key++) {
+            int key = 0;
+            for (; key + 3 < valid; key += 4) {
+                float v[4][COLS];
+#pragma unroll
+                for (int u = 0; u < 4; u++)
+#pragma unroll
+                    for (int c = 0; c < COLS; c++) v[u][c] = lane + 32 * c < dv ? vt[(key + u) * dv + 32 * c] : 0.0f;
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    const float4 p4 = ((const float4 *)(pw + r * 32))[key / 4];
+#pragma unroll
+                    for (int c = 0; c < COLS; c++)
+                        acc[r][c] = fmaf(p4.w, v[3][c], fmaf(p4.z, v[2][c], fmaf(p4.y, v[1][c], fmaf(p4.x, v[0][c], acc[r][c]))));
+                }
+            }
+            for (; key < valid; key++) {
                 float v[COLS];
 #pragma unroll
                 for (int c = 0; c < COLS; c++) v[c] = lane + 32 * c < dv ? vt[key * dv + 32 * c] : 0.0f;
 #pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const float pk = __shfl_sync(0xffffffffu, pr[r], key);
+                for (int r = 0; r < R; r++)
 #pragma unroll
-                    for (int c = 0; c < COLS; c++) acc[r][c] = fmaf(pk, v[c], acc[r][c]);
-                }
+                    for (int c = 0; c < COLS; c++) acc[r][c] = fmaf(pw[r * 32 + key], v[c], acc[r][c]);
             }
+            __syncwarp(); // the next tile rewrites pw
         }
     }
 #pragma unroll
@@ -145,7 +182,8 @@ template <typename T, int COLS, int R> cudaError_t launch_r(const knc_attention 
     const int64_t qblocks = (p->lq + kWarps * R - 1) / (kWarps * R), blocks = p->n * qblocks;
     if (blocks > INT32_MAX) return cudaErrorInvalidValue;
     // keys per chunk: all of them when they fit the budget, else a multiple of 32 that does
-    const size_t per_key = sizeof(float) * (size_t)(p->dk + 1 + p->dv), fixed = sizeof(float) * (size_t)kWarps * R * p->dk;
+    const size_t per_key = sizeof(float) * (size_t)(kstride_of(p->dk) + p->dv);
+    const size_t fixed = sizeof(float) * (size_t)kWarps * R * (p->dk + 32);
     const int64_t fit = (int64_t)((kSmemBudget - fixed) / per_key) / kTile * kTile;
     const int64_t want = (p->lk + kTile - 1) / kTile * kTile;
     const int chunk = (int)(want < fit ? (want > 0 ? want : kTile) : fit);
