@@ -5,8 +5,9 @@
 // load, two barriers), as float. Per 32 keys each lane scores one key against the warp's query
 // rows (in shared memory, alpha applied; 16-byte reads when Dk % 4 == 0, K's rows padded so the
 // reads spread over the banks), the warp updates each row's running max and sum (the online
-// softmax), and each lane accumulates up to 4 of the Dv output columns, reading the tile's
-// probabilities four at a time from shared memory. Operand addresses: the batch entry's base
+// softmax), and each lane accumulates up to 4 of the Dv output columns: with one row per warp
+// reading the tile's probabilities four at a time from shared memory, with more rows taking each
+// by a shuffle (their shared buffer cost more in occupancy than it saved: H100, batch 16). Operand addresses: the batch entry's base
 // once per block, then row and column strides. Float arithmetic for every element type. Dk, Dv
 // <= 128 (the pass asks the backend, which refuses larger heads).
 #include "knc_common.cuh"
@@ -60,8 +61,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const __grid_con
     const int dk = p.dk, dv = p.dv, kstride = kstride_of(dk);
     float *ks = smem;                    // [chunk][kstride]
     float *vs = ks + chunk * kstride;    // [chunk][dv]
-    float *pbuf = vs + chunk * dv;       // [kWarps][R][32]: the tile's probabilities (chunk % 32 == 0: aligned)
-    float *qs = pbuf + kWarps * R * 32;  // [kWarps][R][dk]
+    float *pbuf = vs + chunk * dv;       // [kWarps][32] when R == 1: the tile's probabilities (chunk % 32 == 0: aligned)
+    float *qs = pbuf + (R == 1 ? kWarps * 32 : 0); // [kWarps][R][dk]
     const int64_t n = blockIdx.x / qblocks;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int64_t row0 = ((blockIdx.x % qblocks) * kWarps + warp) * R;
@@ -132,7 +133,22 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(const __grid_con
 #pragma unroll
                 for (int c = 0; c < COLS; c++) acc[r][c] *= corr;
             }
-            // the probabilities go through shared memory, four keys per (broadcast) 16-byte read
+            if (R > 1) { // rows share each V read; a shuffle per row and key (no probability buffer)
+                const float *vt = vs + t0 * dv + lane;
+                for (int key = 0; key < valid; key++) {
+                    float v[COLS];
+#pragma unroll
+                    for (int c = 0; c < COLS; c++) v[c] = lane + 32 * c < dv ? vt[key * dv + 32 * c] : 0.0f;
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        const float pk = __shfl_sync(0xffffffffu, pr[r], key);
+#pragma unroll
+                        for (int c = 0; c < COLS; c++) acc[r][c] = fmaf(pk, v[c], acc[r][c]);
+                    }
+                }
+                continue;
+            }
+            // one row: the probabilities go through shared memory, four keys per (broadcast) 16-byte read
             float *pw = pbuf + warp * R * 32;
 #pragma unroll
             for (int r = 0; r < R; r++) pw[r * 32 + lane] = pr[r];
@@ -183,7 +199,7 @@ template <typename T, int COLS, int R> cudaError_t launch_r(const knc_attention 
     if (blocks > INT32_MAX) return cudaErrorInvalidValue;
     // keys per chunk: all of them when they fit the budget, else a multiple of 32 that does
     const size_t per_key = sizeof(float) * (size_t)(kstride_of(p->dk) + p->dv);
-    const size_t fixed = sizeof(float) * (size_t)kWarps * R * (p->dk + 32);
+    const size_t fixed = sizeof(float) * (size_t)kWarps * (R * p->dk + (R == 1 ? 32 : 0));
     const int64_t fit = (int64_t)((kSmemBudget - fixed) / per_key) / kTile * kTile;
     const int64_t want = (p->lk + kTile - 1) / kTile * kTile;
     const int chunk = (int)(want < fit ? (want > 0 ? want : kTile) : fit);
