@@ -23,16 +23,10 @@
 /* A dim's constant value, or -1. */
 static int64_t kn_at_const(kn_dim d) { return d.sym < 0 ? d.v : -1; }
 
-static int kn_at_same_dim(kn_dim a, kn_dim b) {
-    if (a.sym >= 0 || b.sym >= 0) return a.sym == b.sym;
-    return a.v >= 0 && a.v == b.v;
-}
-
-/* The node producing v when it is live, not fallback, of op `op`; else -1. */
+/* The live node producing v when it is not fallback and of op `op`; else -1. */
 static int kn_at_producer(const kn_graph *g, int v, kn_op op) {
-    int p = v >= 0 ? kn_pass_producer(g, v) : -1;
-    if (p < 0 || g->nodes[p].dead || g->nodes[p].fallback || g->nodes[p].op != op) return -1;
-    return p;
+    int p = kn_pass_producer(g, v);
+    return p >= 0 && !g->nodes[p].fallback && g->nodes[p].op == op ? p : -1;
 }
 
 /* One int of a small int constant (index i, or the only element); 0 on success. */
@@ -99,7 +93,7 @@ static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
     if (rs < 0 || perm[0] != 1) return;
     const kn_value *ri = &g->values[g->nodes[rs].in[0]], *ro = &g->values[cur];
     int64_t w = ri->rank == 3 ? kn_at_const(ri->dims[2]) : -1, hd = ro->rank == 3 ? kn_at_const(ro->dims[2]) : -1;
-    if (w <= 0 || hd <= 0 || w % hd || !kn_at_same_dim(ri->dims[0], ro->dims[0])) return;
+    if (w <= 0 || hd <= 0 || w % hd || !kn_pass_same_dim(ri->dims[0], ro->dims[0])) return;
     int root = g->nodes[rs].in[0];
     int64_t start = 0, end = -1;
     int sl = kn_at_producer(g, root, KN_OP_Slice);
@@ -140,7 +134,7 @@ static int kn_at_unsplit(const kn_graph *g, int u, int64_t *heads, int *rs) {
     int w = g->nodes[r].in[0];
     const kn_value *wv = &g->values[w];
     int64_t h = kn_at_const(uv->dims[1]);
-    if (wv->rank != 3 || h <= 0 || !kn_at_same_dim(wv->dims[1], uv->dims[2]) || !kn_at_same_dim(wv->dims[2], uv->dims[3]))
+    if (wv->rank != 3 || h <= 0 || !kn_pass_same_dim(wv->dims[1], uv->dims[2]) || !kn_pass_same_dim(wv->dims[2], uv->dims[3]))
         return -1;
     *heads = h;
     *rs = r;
@@ -184,7 +178,7 @@ static kiln_status kn_at_fuse(kn_graph *g, const kn_pass_options *opt, int m2, i
     const kn_value *qv = &g->values[opnd[0]], *bv = &g->values[opnd[1]], *vval = &g->values[opnd[2]];
     /* K's [Lk, Dk] from B ([Dk, Lk], or [Lk, Dk] with trans_b): Dk must meet Q's, Lk V's */
     kn_dim k_l = bv->dims[tb ? 1 : 2], k_d = bv->dims[tb ? 2 : 1];
-    if (!kn_at_same_dim(qv->dims[2], k_d) || !kn_at_same_dim(k_l, vval->dims[1])) return KILN_OK;
+    if (!kn_pass_same_dim(qv->dims[2], k_d) || !kn_pass_same_dim(k_l, vval->dims[1])) return KILN_OK;
     if (qv->dtype != bv->dtype || qv->dtype != vval->dtype || !kn_dtype_is_float(qv->dtype)) return KILN_OK;
 
     kn_at_view view[3];

@@ -76,16 +76,15 @@ int kn_pass_static_shape(const kn_value *v) {
     return 1;
 }
 
+int kn_pass_same_dim(kn_dim a, kn_dim b) {
+    if (a.sym >= 0 || b.sym >= 0) return a.sym == b.sym;
+    return a.v >= 0 && a.v == b.v;
+}
+
 int kn_pass_same_shape(const kn_value *a, const kn_value *b) {
     if (a->rank < 0 || a->rank != b->rank) return 0;
-    for (int i = 0; i < a->rank; i++) {
-        kn_dim x = a->dims[i], y = b->dims[i];
-        if (x.sym >= 0 || y.sym >= 0) {
-            if (x.sym != y.sym) return 0;
-        } else if (x.v < 0 || x.v != y.v) {
-            return 0;
-        }
-    }
+    for (int i = 0; i < a->rank; i++)
+        if (!kn_pass_same_dim(a->dims[i], b->dims[i])) return 0;
     return 1;
 }
 

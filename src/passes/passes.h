@@ -50,6 +50,8 @@ const kn_host_tensor *kn_pass_const(const kn_graph *g, int v);
 int kn_pass_const_scalar(const kn_graph *g, int v, double *out);
 /* v's static shape is fully known (every dim a constant). */
 int kn_pass_static_shape(const kn_value *v);
+/* Two dims are the same at every shape: the same symbol, or the same known constant. */
+int kn_pass_same_dim(kn_dim a, kn_dim b);
 /* a and b have the same static shape: same rank, each dim the same constant or the same symbol. */
 int kn_pass_same_shape(const kn_value *a, const kn_value *b);
 
