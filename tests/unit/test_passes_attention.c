@@ -719,6 +719,12 @@ int main(void) {
     test_internal_refused();
     if (kiln_cuda_available()) {
         for (int i = 0; i < nc; i++) test_cuda(&cfgs[i], V_PLAIN);
+        /* CUDA's kernels by head size: up to 32 and up to 64 the tiled kernel, whose query rows per
+         * block (16, 32, 64) grow with the batch: S 352 with 16 heads takes 16, 32 and 64 at
+         * batches 1, 2 and 3, the last query tile and key chunk partial; hd 48 pads to 64; hd 128
+         * goes to the row-per-warp kernel */
+        static const attn_cfg big[] = {{352, 512, 16}, {352, 768, 16}, {9, 256, 2}};
+        for (int i = 0; i < (int)(sizeof big / sizeof big[0]); i++) test_cuda(&big[i], V_PLAIN);
         test_cuda(&cfgs[2], V_DYN_SLICE);
         test_cuda(&cfgs[1], V_TORCH2);
     } else {

@@ -1,15 +1,28 @@
-// KilnAttention on CUDA: one kernel for softmax(alpha Q K^T) V, the scores never in memory.
-// A block takes one batch entry n and 4 warps of R query rows (R from the number of rows: more
-// rows per block when there are many, so that fewer blocks stage the same keys). The keys go
-// through shared memory in chunks as large as 46 KB allows (all of them for short sequences: one
-// load, two barriers), as float. Per 32 keys each lane scores one key against the warp's query
-// rows (in shared memory, alpha applied; 16-byte reads when Dk % 4 == 0, K's rows padded so the
-// reads spread over the banks), the warp updates each row's running max and sum (the online
-// softmax), and each lane accumulates up to 4 of the Dv output columns: with one row per warp
-// reading the tile's probabilities four at a time from shared memory, with more rows taking each
-// by a shuffle (their shared buffer cost more in occupancy than it saved: H100, batch 16). Operand addresses: the batch entry's base
-// once per block, then row and column strides. Float arithmetic for every element type. Dk, Dv
-// <= 128 (the pass asks the backend, which refuses larger heads).
+// KilnAttention on CUDA: one kernel for softmax(alpha Q K^T) V, the scores never in memory. Two
+// kernels, both one pass over the keys with an online softmax in float:
+//
+// - attention_tiled (float operands, Dk and Dv <= 64): register tiles, as an SGEMM does. A block
+//   of 128 threads takes BQ query rows of one batch entry; keys and values go through shared
+//   memory BK at a time. Thread (tr, tc) = (t / 16, t % 16) scores rows tr + 8 i against keys
+//   tc + 16 j of the chunk from 16-byte reads of Q's and K's rows (so each shared read serves
+//   several multiply-adds); a row's 16 threads form one half-warp, which reduces the row's max
+//   and sum by shuffles and hands the probabilities to the product with V through shared memory
+//   that only it touches. Each thread then keeps D / 16 adjacent output columns of its rows.
+//
+// - attention_kernel (the rest: 16-bit types, heads up to 128): a block takes one batch entry and
+//   4 warps of R query rows (R from the number of rows: more rows per block when there are many,
+//   so that fewer blocks stage the same keys). The keys go through shared memory in chunks as
+//   large as 46 KB allows (all of them for short sequences: one load, two barriers), as float.
+//   Per 32 keys each lane scores one key against the warp's query rows (in shared memory, alpha
+//   applied; 16-byte reads when Dk % 4 == 0, K's rows padded so the reads spread over the
+//   banks), the warp updates each row's running max and sum, and each lane accumulates up to 4
+//   of the Dv output columns: with one row per warp reading the tile's probabilities four at a
+//   time from shared memory, with more rows taking each by a shuffle (their shared buffer cost
+//   more in occupancy than it saved: H100, batch 16).
+//
+// Operand addresses: the batch entry's base once per block, then row and column strides. Float
+// arithmetic for every element type. Dk, Dv <= 128 (the pass asks the backend, which refuses
+// larger heads).
 #include "knc_common.cuh"
 
 using namespace knc;
@@ -223,7 +236,188 @@ template <typename T, int COLS> cudaError_t launch_cols(const knc_attention *p, 
     }
 }
 
+// ---- attention_tiled ----------------------------------------------------------------------------
+
+constexpr int kTiledThreads = 128;
+
+// Rows [r0, r0 + valid) of a [L, d] float operand (row stride sl, column stride sd) into a
+// rows x D tile of shared memory (rows `stride` floats apart), times `scale`; rows past `valid`
+// and columns past d are zeros (zero keys and values add nothing; zero rows are not written
+// out). 16-byte loads when the rows are dense and 16-byte aligned; up to 8 loads per thread in
+// flight before their stores.
+template <int D>
+__device__ __forceinline__ void stage_tile(const float *src, int64_t sl, int64_t sd, int64_t r0, int valid, int rows, int d,
+                                           float *dst, int stride, float scale) {
+    const bool vec = sd == 1 && (d & 3) == 0 && (sl & 3) == 0 && ((uintptr_t)(src + r0 * sl) & 15) == 0;
+    if (vec) {
+        constexpr int W = D / 4; // float4 per tile row
+        const int total = rows * W;
+        for (int e0 = threadIdx.x; e0 < total; e0 += kTiledThreads * 8) {
+            float4 r[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int e = e0 + u * kTiledThreads, row = e / W, j = (e - row * W) * 4;
+                r[u] = e < total && row < valid && j < d ? *(const float4 *)(src + (r0 + row) * sl + j) : make_float4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int e = e0 + u * kTiledThreads, row = e / W, j = (e - row * W) * 4;
+                if (e < total)
+                    *(float4 *)(dst + row * stride + j) = make_float4(r[u].x * scale, r[u].y * scale, r[u].z * scale, r[u].w * scale);
+            }
+        }
+        return;
+    }
+    const int total = rows * D;
+    for (int e0 = threadIdx.x; e0 < total; e0 += kTiledThreads * 8) {
+        float r[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int e = e0 + u * kTiledThreads, row = e / D, j = e - row * D;
+            r[u] = e < total && row < valid && j < d ? src[(r0 + row) * sl + j * sd] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int e = e0 + u * kTiledThreads, row = e / D, j = e - row * D;
+            if (e < total) dst[row * stride + j] = r[u] * scale;
+        }
+    }
+}
+
+// D: the head dims padded (32 or 64); BQ: query rows per block (16, 32 or 64). BK keys per
+// chunk keep the four tiles under the 48 KB of static shared memory. Row strides: Q's and K's
+// padded by 4 floats (a quarter-warp's 16-byte reads of 8 K rows hit distinct banks), the
+// probabilities' by 16 (the two half-warps of a warp write rows 16 banks apart).
+template <int D, int BQ>
+__global__ void __launch_bounds__(kTiledThreads) attention_tiled(const __grid_constant__ knc_attention p, int64_t qblocks) {
+    constexpr int BK = D == 32 ? 64 : 32, RM = BQ / 8, RN = BK / 16, CN = D / 16;
+    constexpr int QS = D + 4, KS = D + 4, PS = BK + 16;
+    static_assert(CN == 2 || CN == 4, "D is 32 or 64");
+    __shared__ __align__(16) float qs[BQ * QS], ks[BK * KS], vs[BK * D], ps[BQ * PS];
+    const int tr = threadIdx.x / 16, tc = threadIdx.x % 16;
+    const int64_t n = blockIdx.x / qblocks, q0 = (blockIdx.x % qblocks) * BQ;
+    const float *Q = (const float *)p.q.p + base_of(p.q, n), *K = (const float *)p.k.p + base_of(p.k, n);
+    const float *V = (const float *)p.v.p + base_of(p.v, n);
+    const int qrows = (int)(p.lq - q0 < BQ ? p.lq - q0 : BQ);
+    stage_tile<D>(Q, p.q.s_l, p.q.s_d, q0, qrows, BQ, p.dk, qs, QS, p.alpha);
+
+    float m[RM], l[RM], acc[RM][CN];
+#pragma unroll
+    for (int i = 0; i < RM; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < CN; c++) acc[i][c] = 0.0f;
+    }
+    for (int64_t c0 = 0; c0 < p.lk; c0 += BK) {
+        const int cnt = (int)(p.lk - c0 < BK ? p.lk - c0 : BK);
+        __syncthreads(); // the previous chunk is consumed (and Q staged)
+        stage_tile<D>(K, p.k.s_l, p.k.s_d, c0, cnt, BK, p.dk, ks, KS, 1.0f);
+        stage_tile<D>(V, p.v.s_l, p.v.s_d, c0, cnt, BK, p.dv, vs, D, 1.0f);
+        __syncthreads();
+        float s[RM][RN];
+#pragma unroll
+        for (int i = 0; i < RM; i++)
+#pragma unroll
+            for (int j = 0; j < RN; j++) s[i][j] = 0.0f;
+#pragma unroll
+        for (int d = 0; d < D; d += 4) {
+            float4 kv[RN];
+#pragma unroll
+            for (int j = 0; j < RN; j++) kv[j] = *(const float4 *)(ks + (tc + 16 * j) * KS + d);
+#pragma unroll
+            for (int i = 0; i < RM; i++) {
+                const float4 qv = *(const float4 *)(qs + (tr + 8 * i) * QS + d);
+#pragma unroll
+                for (int j = 0; j < RN; j++)
+                    s[i][j] = fmaf(qv.w, kv[j].w, fmaf(qv.z, kv[j].z, fmaf(qv.y, kv[j].y, fmaf(qv.x, kv[j].x, s[i][j]))));
+            }
+        }
+        // the online softmax: a row's 16 threads are one half-warp (xor offsets below 16)
+#pragma unroll
+        for (int i = 0; i < RM; i++) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < RN; j++) {
+                if (tc + 16 * j >= cnt) s[i][j] = -INFINITY;
+                mx = fmaxf(mx, s[i][j]);
+            }
+#pragma unroll
+            for (int o = 8; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            const float mn = fmaxf(m[i], mx); // finite: key 0 of every chunk is there
+            const float corr = __expf(m[i] - mn); // 0 on the first chunk (m = -inf)
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < RN; j++) {
+                const float e = __expf(s[i][j] - mn); // 0 for the keys past the end
+                ps[(tr + 8 * i) * PS + tc + 16 * j] = e;
+                sum += e;
+            }
+#pragma unroll
+            for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            l[i] = l[i] * corr + sum;
+            m[i] = mn;
+#pragma unroll
+            for (int c = 0; c < CN; c++) acc[i][c] *= corr;
+        }
+        __syncwarp(); // the half-warp's probability rows are written
+        const int kend = (cnt + 3) & ~3; // past cnt the probabilities and values are zeros
+        for (int k = 0; k < kend; k += 4) {
+            float4 pv[RM];
+#pragma unroll
+            for (int i = 0; i < RM; i++) pv[i] = *(const float4 *)(ps + (tr + 8 * i) * PS + k);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                float v[CN];
+                if constexpr (CN == 4) {
+                    const float4 t4 = *(const float4 *)(vs + (k + kk) * D + tc * 4);
+                    v[0] = t4.x; v[1] = t4.y; v[2] = t4.z; v[3] = t4.w;
+                } else {
+                    const float2 t2 = *(const float2 *)(vs + (k + kk) * D + tc * 2);
+                    v[0] = t2.x; v[1] = t2.y;
+                }
+#pragma unroll
+                for (int i = 0; i < RM; i++) {
+                    const float pk = kk == 0 ? pv[i].x : kk == 1 ? pv[i].y : kk == 2 ? pv[i].z : pv[i].w;
+#pragma unroll
+                    for (int c = 0; c < CN; c++) acc[i][c] = fmaf(pk, v[c], acc[i][c]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < RM; i++) {
+        const int64_t row = q0 + tr + 8 * i;
+        if (row >= p.lq) break;
+        const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+        float *Y = (float *)p.y + (n / p.y_n_inner) * p.y_s_outer + (n % p.y_n_inner) * p.y_s_inner + row * p.y_s_l;
+#pragma unroll
+        for (int c = 0; c < CN; c++) {
+            const int j = tc * CN + c;
+            if (j < p.dv) Y[j * p.y_s_d] = acc[i][c] * inv;
+        }
+    }
+}
+
+template <int D, int BQ> cudaError_t launch_tiled_bq(const knc_attention *p, cudaStream_t s) {
+    const int64_t qblocks = (p->lq + BQ - 1) / BQ, blocks = p->n * qblocks;
+    if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+    attention_tiled<D, BQ><<<(unsigned)blocks, kTiledThreads, 0, s>>>(*p, qblocks);
+    return cudaGetLastError();
+}
+
+// Query rows per block: 64 (each key and value staged for the most rows) while that still makes
+// 256 blocks, about two per SM of an H100; else 32; else 16, so that small batches spread over
+// the card.
+template <int D> cudaError_t launch_tiled(const knc_attention *p, cudaStream_t s) {
+    if (p->n * ((p->lq + 63) / 64) >= 256) return launch_tiled_bq<D, 64>(p, s);
+    if (p->n * ((p->lq + 31) / 32) >= 256) return launch_tiled_bq<D, 32>(p, s);
+    return launch_tiled_bq<D, 16>(p, s);
+}
+
 template <typename T> cudaError_t launch(const knc_attention *p, cudaStream_t s) {
+    if (std::is_same<T, float>::value && p->dk <= 64 && p->dv <= 64)
+        return p->dk <= 32 && p->dv <= 32 ? launch_tiled<32>(p, s) : launch_tiled<64>(p, s);
     switch ((p->dv + 31) / 32) {
     case 1: return launch_cols<T, 1>(p, s);
     case 2: return launch_cols<T, 2>(p, s);
