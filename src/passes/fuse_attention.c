@@ -2,7 +2,8 @@
  * node (src/ops/attention.h), so the scores never reach memory and one kernel does what took
  * five steps. Rank 3, or rank 4 where each operand is a Reshape [B * H, L, D] -> [B, H, L, D]
  * (torch 2.x's export; its operands start at a Gather of one index from the packed projection,
- * which the view takes too). Each operand is taken through the Transpose <- Reshape (heads split off the last
+ * which the view takes too, and through the copy that packs q, k and v apart when it only moves
+ * them to the front: the view then reads the projection itself). Each operand is taken through the Transpose <- Reshape (heads split off the last
  * dim) <- Slice (of the last dim) chain that torch's multi-head attention export writes, as a
  * strided view of the chain's root (the packed QKV projection), and a Transpose that is the
  * output's only reader is folded into the output; the chain nodes then have no reader and DCE
@@ -40,7 +41,8 @@ static int kn_at_const_int(const kn_graph *g, int v, int i, int64_t *out) {
 typedef struct kn_at_view {
     int root;            /* the value the fused node reads */
     int64_t ints[KN_ATTN_VIEW_INTS];
-    int chain[5], n_chain; /* Reshape (rank 4 -> 3), Transpose, Reshape, Slice, Gather nodes taken through */
+    int chain[9], n_chain; /* Reshape (rank 4 -> 3), Transpose, Reshape, Slice, Gather, then the packed
+                              projection's Squeeze, Transpose, Unsqueeze and Reshape: nodes taken through */
 } kn_at_view;
 
 /* A Slice of the last dim only (constant axes [2] or [-1], step 1) of a rank-3 X: 0 on success.
@@ -70,6 +72,51 @@ static int kn_at_slice(const kn_graph *g, const kn_node *s, int64_t *start, int6
     *start = b;
     *end = e;
     return 0;
+}
+
+/* One axis from a constant axes input of one element, normalized for `rank` dims; -1 if not. */
+static int kn_at_one_axis(const kn_graph *g, const kn_node *n, int rank) {
+    int64_t a;
+    const kn_host_tensor *t = n->n_in == 2 && n->in[1] >= 0 ? kn_pass_const(g, n->in[1]) : NULL;
+    if (!t || kn_numel(t->rank, t->dims) != 1 || kn_at_const_int(g, n->in[1], 0, &a)) return -1;
+    a = a < 0 ? a + rank : a;
+    return a >= 0 && a < rank ? (int)a : -1;
+}
+
+/* torch 2.x packs q, k and v as data [C, a0, a1, E] = X [a0, a1, C * E] through Reshape
+ * [a0, a1, C, E], Unsqueeze, Transpose and Squeeze (a copy of the whole projection). When those
+ * three only bring C to the front, data[c] is X[:, :, c * E:(c + 1) * E], and the view can read X
+ * itself. Tracks what each dim is (a0, a1, C, E or an inserted 1) through the chain; returns X,
+ * with C * E's E in *e and the four nodes in chain[], or -1. */
+static int kn_at_packed(const kn_graph *g, int data, int64_t *e, int chain[4]) {
+    enum { A0, A1, C, E, ONE };
+    int sq = kn_at_producer(g, data, KN_OP_Squeeze);
+    int tr = sq >= 0 ? kn_at_producer(g, g->nodes[sq].in[0], KN_OP_Transpose) : -1;
+    int un = tr >= 0 ? kn_at_producer(g, g->nodes[tr].in[0], KN_OP_Unsqueeze) : -1;
+    int rs = un >= 0 ? kn_at_producer(g, g->nodes[un].in[0], KN_OP_Reshape) : -1;
+    if (rs < 0) return -1;
+    const kn_value *x = &g->values[g->nodes[rs].in[0]], *r4 = &g->values[g->nodes[rs].out[0]];
+    if (x->rank != 3 || r4->rank != 4 || g->values[g->nodes[un].out[0]].rank != 5 || g->values[data].rank != 4) return -1;
+    int64_t w = kn_at_const(x->dims[2]), c = kn_at_const(r4->dims[2]), ew = kn_at_const(r4->dims[3]);
+    if (w <= 0 || c <= 0 || ew <= 0 || c * ew != w || !kn_pass_same_dim(x->dims[0], r4->dims[0]) ||
+        !kn_pass_same_dim(x->dims[1], r4->dims[1]))
+        return -1;
+    int role[5] = {A0, A1, C, E}, moved[5];
+    int au = kn_at_one_axis(g, &g->nodes[un], 5), as = kn_at_one_axis(g, &g->nodes[sq], 5);
+    const int64_t *perm;
+    if (au < 0 || as < 0 || kn_attr_ints(&g->nodes[tr], "perm", &perm) != 5) return -1;
+    for (int i = 4; i > au; i--) role[i] = role[i - 1];
+    role[au] = ONE;
+    for (int i = 0; i < 5; i++) {
+        if (perm[i] < 0 || perm[i] > 4) return -1;
+        moved[i] = role[perm[i]];
+    }
+    if (moved[as] != ONE) return -1;
+    for (int i = as; i < 4; i++) moved[i] = moved[i + 1];
+    if (moved[0] != C || moved[1] != A0 || moved[2] != A1 || moved[3] != E) return -1;
+    *e = ew;
+    chain[0] = sq; chain[1] = tr; chain[2] = un; chain[3] = rs;
+    return g->nodes[rs].in[0];
 }
 
 /* Operand value u through [Transpose] <- [Reshape splitting heads] <- [Slice], as far as the
@@ -113,13 +160,22 @@ static void kn_at_resolve(const kn_graph *g, int u, kn_at_view *v) {
         }
     }
     v->root = select >= 0 ? g->nodes[ga].in[0] : root;
+    /* the packed projection's copy: Gather `select` is a slice of its input */
+    int64_t e = 0;
+    int packed[4], x = select >= 0 ? kn_at_packed(g, v->root, &e, packed) : -1;
+    if (x >= 0) {
+        end = select * e + (end < 0 ? e : end);
+        start += select * e;
+        v->root = x;
+    }
     v->ints[0] = start;
     v->ints[1] = end;
     v->ints[2] = hd;
-    v->ints[6] = select;
+    v->ints[6] = x >= 0 ? -1 : select;
     v->chain[v->n_chain++] = rs;
     if (sl >= 0) v->chain[v->n_chain++] = sl;
     if (select >= 0) v->chain[v->n_chain++] = ga;
+    for (int i = 0; x >= 0 && i < 4; i++) v->chain[v->n_chain++] = packed[i];
 }
 
 static int kn_at_rank(const kn_graph *g, int v, int rank) { return v >= 0 && g->values[v].rank == rank; }

@@ -39,7 +39,7 @@ typedef enum variant {
                       [S, B, 3, E], Unsqueeze, a 5-D Transpose, Squeeze and three Gathers, and the
                       heads viewed apart, [B, H, S, hd], around rank-4 MatMuls (K^T by a Transpose
                       of the last two dims); the output Transpose is rank 4: fused (kiln.heads),
-                      the Gathers in the views, the 5-D Transpose stays */
+                      the Gathers and the packing copy (the 5-D Transpose) in the views */
 } variant;
 
 static const char *variant_name(variant v) {
@@ -291,11 +291,11 @@ static void check_cpu_run(const kiln_module *m, const attn_cfg *c, float *x, int
 /* The fused module's graph: one KilnAttention, and none of the chain around it (but the Slices
  * with run-time bounds, V_DYN_SLICE); exact: nothing else but the projection and the merge (a
  * CUDA fp16 build may add casts at its edges). */
-static void check_fused_structure(const kiln_module *m, variant var, int exact, const char *what) {
-    if (var == V_TORCH2) { /* the 5-D Transpose and the Gathers stay; everything after them fuses */
+static void check_fused_structure(const kiln_module *m, variant var, int exact, const char *what, const attn_cfg *c) {
+    if (var == V_TORCH2) { /* all of it fuses: the packing copy (5-D Transpose) and the Gathers too */
         KT_CHECK(kt_count_op(m, "KilnAttention") == 1 && kt_count_op(m, "Softmax") == 0 && kt_count_op(m, "MatMul") == 1 &&
-                     kt_count_op(m, "Gather") == 0 && kt_count_op(m, "Transpose") == 1 && kt_count_op(m, "Div") == 0,
-                 "%s: %d KilnAttention, %d Softmax, %d MatMul, %d Gather, %d Transpose, %d Div; expected 1, 0, 1, 0, 1, 0",
+                     kt_count_op(m, "Gather") == 0 && kt_count_op(m, "Transpose") == 0 && kt_count_op(m, "Div") == 0,
+                 "%s: %d KilnAttention, %d Softmax, %d MatMul, %d Gather, %d Transpose, %d Div; expected 1, 0, 1, 0, 0, 0",
                  what, kt_count_op(m, "KilnAttention"), kt_count_op(m, "Softmax"), kt_count_op(m, "MatMul"),
                  kt_count_op(m, "Gather"), kt_count_op(m, "Transpose"), kt_count_op(m, "Div"));
         const kn_node *at = kt_find_op(m, "KilnAttention");
@@ -305,11 +305,12 @@ static void check_fused_structure(const kiln_module *m, variant var, int exact, 
                  "%s: kiln.heads 4 and the rank-4 output Transpose in kiln.out_perm", what);
         for (int k = 0; at && k < 3; k++) {
             const int64_t *v;
-            KT_CHECK(at->in[k] >= 0 && strcmp(m->graph->values[at->in[k]].name, "packed") == 0 &&
+            KT_CHECK(at->in[k] >= 0 && strcmp(m->graph->values[at->in[k]].name, "qkv") == 0 &&
                          kn_attr_ints(at, k == 0 ? "kiln.q_view" : k == 1 ? "kiln.k_view" : "kiln.v_view", &v) ==
                              KN_ATTN_VIEW_INTS &&
-                         v[6] == k,
-                     "%s: operand %d reads entry %d of the packed [3, S, B, E] (the Gather is in the view)", what, k, k);
+                         v[0] == k * c->E && v[1] == (k + 1) * c->E && v[6] == -1,
+                     "%s: operand %d reads columns [%lld, %lld) of the projection qkv [S, B, 3E] (the Gather and "
+                     "the packing copy are in the view)", what, k, (long long)(k * c->E), (long long)((k + 1) * c->E));
         }
         return;
     }
@@ -368,7 +369,7 @@ static void test_fused(const attn_cfg *c, variant var) {
                      (long long)c->E, (long long)c->H, (long long)(c->E / c->H), variant_name(var), opt ? "on" : "off");
             kt_opts o = {.optimize = opt, .profiles = &p, .n_profiles = 1};
             kiln_module *m = kt_compile(g, &o);
-            if (opt) check_fused_structure(m, var, 1, what);
+            if (opt) check_fused_structure(m, var, 1, what, c);
             else KT_CHECK(kt_count_op(m, "KilnAttention") == 0 && kt_count_op(m, "Softmax") == 1,
                           "%s: the graph as built", what);
             for (int64_t b = 1; b <= MAX_B; b++) {
@@ -649,7 +650,7 @@ static void test_cuda(const attn_cfg *c, variant var) {
         kiln_status st = kiln_compile(g, &cfg, &m);
         KT_CHECK(st == KILN_OK, "%s: build: %s", what, kiln_last_error());
         /* CUDA fuses in fp32 only (fuses_attention): fp16 keeps cuBLAS's tensor-core products */
-        if (m && !fp16) check_fused_structure(m, var, 1, what);
+        if (m && !fp16) check_fused_structure(m, var, 1, what, c);
         if (m && fp16)
             KT_CHECK(kt_count_op(m, "KilnAttention") == 0 && kt_count_op(m, "Softmax") == 1,
                      "%s: not fused in fp16 (%d KilnAttention, %d Softmax)", what, kt_count_op(m, "KilnAttention"),
