@@ -168,7 +168,7 @@ static void kn_find_view_roots(const kiln_module *m, kn_shapes sh[3], const kn_m
     for (int v = 0; v < g->n_values; v++) root[v] = v;
     for (int s = 0; s < m->part.n_steps; s++) {
         const kn_node *nd = &g->nodes[m->part.steps[s].node];
-        if (!kn_node_is_view(nd)) continue;
+        if (!kn_node_is_view(g, nd)) continue;
         int x = nd->in[0], y = nd->out[0];
         if (!req[x].bytes || !req[y].bytes || root[y] != y) continue;
         int same = 1;

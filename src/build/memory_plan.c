@@ -82,7 +82,32 @@ kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64
 
 /* ---- views ---------------------------------------------------------------------------------- */
 
-int kn_node_is_view(const kn_node *n) {
+/* A dim that is 1 at every shape of the profile: the constant 1, or a symbol whose range ends
+ * at 1. */
+static int kn_dim_is_unit(const kn_graph *g, kn_dim d) {
+    if (d.sym < 0) return d.v == 1;
+    return d.sym < g->n_syms && g->syms[d.sym].max <= 1;
+}
+
+/* A Transpose that moves only dims of size 1 keeps every element where it was (at batch 1,
+ * [B, S, E] -> [S, B, E]): a reshape. */
+static int kn_transpose_keeps_order(const kn_graph *g, const kn_node *n) {
+    const kn_value *x = &g->values[n->in[0]];
+    const int64_t *perm = NULL;
+    int np = kn_attr_ints(n, "perm", &perm), r = x->rank;
+    if (r < 0 || r > KILN_MAX_RANK || (np != 0 && np != r)) return 0;
+    int64_t last = -1;
+    for (int i = 0; i < r; i++) {
+        int64_t a = np ? perm[i] : r - 1 - i; /* no perm: the dims reversed */
+        if (a < 0 || a >= r) return 0;
+        if (kn_dim_is_unit(g, x->dims[a])) continue;
+        if (a < last) return 0;
+        last = a;
+    }
+    return 1;
+}
+
+int kn_node_is_view(const kn_graph *g, const kn_node *n) {
     if (!n || n->n_in < 1 || n->n_out != 1 || n->in[0] < 0 || n->out[0] < 0) return 0;
     switch (n->op) {
     case KN_OP_Reshape:
@@ -90,6 +115,7 @@ int kn_node_is_view(const kn_node *n) {
     case KN_OP_Squeeze:
     case KN_OP_Unsqueeze: return 1;
     case KN_OP_Identity: return !kn_node_attr(n, "kiln.to_layout"); /* a layout change is a transpose */
+    case KN_OP_Transpose: return kn_transpose_keeps_order(g, n);
     default: return 0;
     }
 }
@@ -99,6 +125,6 @@ void kn_mark_views(kiln_module *m) {
     for (int s = 0; s < m->part.n_steps; s++) {
         kn_step *st = &m->part.steps[s];
         const kn_node *nd = &g->nodes[st->node];
-        st->view = kn_node_is_view(nd) && m->offset[nd->out[0]] >= 0 && m->offset[nd->out[0]] == m->offset[nd->in[0]];
+        st->view = kn_node_is_view(g, nd) && m->offset[nd->out[0]] >= 0 && m->offset[nd->out[0]] == m->offset[nd->in[0]];
     }
 }

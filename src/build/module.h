@@ -117,8 +117,9 @@ kiln_status kn_memory_plan(const kn_mem_request *req, int n, size_t align, int64
                            size_t *arena_size, size_t *peak_live);
 
 /* Views (docs/DESIGN.md, "Views"): ops whose output is the input's bytes in the same order
- * (Reshape, Flatten, Squeeze, Unsqueeze, Identity without kiln.to_layout). */
-int kn_node_is_view(const kn_node *n);
+ * (Reshape, Flatten, Squeeze, Unsqueeze, Identity without kiln.to_layout, and a Transpose that
+ * moves only dims of size 1 at every shape of the profile, as g's symbol ranges say). */
+int kn_node_is_view(const kn_graph *g, const kn_node *n);
 /* Sets steps[s].view where the plan gives a view step's output its input's offset. */
 void kn_mark_views(kiln_module *m);
 

@@ -657,9 +657,9 @@ static kiln_status kn_load_memory_plan(kn_loader *L) {
             if (y < 0 || m->offset[y] < 0) continue;
             for (int j = 0; j < nd->n_in; j++) {
                 int x = nd->in[j];
-                if (x < 0 || m->offset[x] != m->offset[y] || (kn_node_is_view(nd) && j == 0 && k == 0)) continue;
+                if (x < 0 || m->offset[x] != m->offset[y] || (kn_node_is_view(g, nd) && j == 0 && k == 0)) continue;
                 return kn_corrupt("output '%s' of node '%s' shares arena offset %lld with its input '%s': only a view "
-                                  "(Reshape, Flatten, Squeeze, Unsqueeze, Identity) may alias its input",
+                                  "(Reshape, Flatten, Squeeze, Unsqueeze, Identity, an order-keeping Transpose) may alias its input",
                                   g->values[y].name, nd->name, (long long)m->offset[y], g->values[x].name);
             }
         }

@@ -225,6 +225,92 @@ static void check_loader_refuses_bad_alias(kiln_module *m, const char *dir) {
     unlink(path);
 }
 
+/* A Transpose that moves only dims of size 1 is a view: X [B, 3, 4], t = Transpose(Relu(X),
+ * [1, 0, 2]) and u = Transpose(Relu(X), [0, 2, 1]), o = Sigmoid(t), w = Tanh(u). Built for
+ * batch 1 only, t aliases Relu's output (B moves, and B is 1) and u does not (3 and 4 swap);
+ * built for batches 1..4, neither does. Outputs against float64 math at every batch of the
+ * profile, eager and recorded, and after an engine file round trip. */
+static void test_unit_transpose(const char *dir) {
+    enum { S = 3, E = 4 };
+    for (int maxb = 1; maxb <= 4; maxb += 3) {
+        kiln_graph *g = NULL;
+        KT_OK(kiln_graph_create(&g));
+        int64_t xd[3] = {-1, S, E};
+        const char *xn[3] = {"batch", NULL, NULL};
+        KT_OK(kiln_graph_add_input(g, "X", KILN_F32, 3, xd, xn));
+        static const int64_t p102[3] = {1, 0, 2}, p021[3] = {0, 2, 1};
+        kiln_attr at = kiln_attr_ints("perm", 3, p102), au = kiln_attr_ints("perm", 3, p021);
+        const char *ix[] = {"X"}, *oa[] = {"a"}, *ia[] = {"a"}, *ot[] = {"t"}, *ou[] = {"u"}, *it[] = {"t"}, *iu[] = {"u"},
+                   *oo[] = {"o"}, *ow[] = {"w"};
+        KT_OK(kiln_graph_add_node(g, "Relu", "relu", 1, ix, 1, oa, 0, NULL));
+        KT_OK(kiln_graph_add_node(g, "Transpose", "swap_b", 1, ia, 1, ot, 1, &at));
+        KT_OK(kiln_graph_add_node(g, "Transpose", "swap_se", 1, ia, 1, ou, 1, &au));
+        KT_OK(kiln_graph_add_node(g, "Sigmoid", "sigmoid", 1, it, 1, oo, 0, NULL));
+        KT_OK(kiln_graph_add_node(g, "Tanh", "tanh", 1, iu, 1, ow, 0, NULL));
+        KT_OK(kiln_graph_add_output(g, "o"));
+        KT_OK(kiln_graph_add_output(g, "w"));
+        kiln_build_config cfg;
+        kiln_build_config_init(&cfg);
+        cfg.device = KILN_DEVICE_CPU;
+        cfg.min_block_size = 1;
+        kiln_input_profile pr = {.name = "X", .rank = 3, .min = {1, S, E}, .opt = {1, S, E}, .max = {maxb, S, E}};
+        cfg.profiles = &pr;
+        cfg.num_profiles = 1;
+        kiln_module *m = NULL;
+        KT_OK(kiln_compile(g, &cfg, &m));
+        kiln_graph_free(g);
+        char path[512];
+        snprintf(path, sizeof path, "%s/unit_transpose.kiln", dir);
+        kiln_module *l = NULL;
+        if (m) {
+            KT_OK(kiln_module_save(m, path));
+            KT_OK(kiln_module_load(path, &l));
+            unlink(path);
+        }
+        for (int which = 0; which < 2; which++) {
+            const kiln_module *mm = which ? l : m;
+            if (!mm) continue;
+            const char *what = which ? "loaded" : "built";
+            int64_t a = off_of(mm, "a");
+            KT_CHECK((off_of(mm, "t") == a) == (maxb == 1) && off_of(mm, "u") != a,
+                     "%s for batches 1..%d: Transpose [1,0,2] %s its input, [0,2,1] does not (offsets a %lld t %lld u %lld)",
+                     what, maxb, maxb == 1 ? "aliases" : "does not alias", (long long)a, (long long)off_of(mm, "t"),
+                     (long long)off_of(mm, "u"));
+            kiln_session *s = NULL;
+            KT_OK(kiln_session_create(mm, &s));
+            for (int rec = 0; s && rec < 2; rec++) {
+                KT_OK(kiln_session_set_cudagraphs_mode(s, rec ? KILN_CUDAGRAPHS_WHOLE : KILN_CUDAGRAPHS_OFF));
+                for (int b = 1; b <= maxb; b++) {
+                    float x[4 * S * E];
+                    kt_fill_uniform(x, b * S * E, -2, 2);
+                    kiln_tensor in = {.data = x, .dtype = KILN_F32, .rank = 3, .dims = {b, S, E}, .device = KILN_DEVICE_CPU};
+                    kiln_tensor out[2];
+                    memset(out, 0, sizeof out);
+                    kiln_status st = kiln_session_run(s, &in, 1, out, 2);
+                    KT_CHECK(st == KILN_OK, "%s batch %d: %s", what, b, kiln_last_error());
+                    if (st != KILN_OK) continue;
+                    double ro[4 * S * E], rw[4 * S * E];
+                    for (int bi = 0; bi < b; bi++)
+                        for (int i = 0; i < S; i++)
+                            for (int j = 0; j < E; j++) {
+                                double xv = x[(bi * S + i) * E + j], av = xv > 0 ? xv : 0;
+                                ro[(i * b + bi) * E + j] = 1.0 / (1.0 + exp(-av)); /* t = [S, B, E] */
+                                rw[(bi * E + j) * S + i] = tanh(av);               /* u = [B, E, S] */
+                            }
+                    KT_CHECK(out[0].rank == 3 && out[0].dims[0] == S && out[0].dims[1] == b && out[1].dims[1] == E,
+                             "%s batch %d: output shapes", what, b);
+                    KT_CHECK(kt_max_tol_ratio(out[0].data, ro, b * S * E, 1e-5, 1e-6) <= 1 &&
+                                 kt_max_tol_ratio(out[1].data, rw, b * S * E, 1e-5, 1e-6) <= 1,
+                             "%s batch %d (%s): outputs match float64 math", what, b, rec ? "recorded" : "eager");
+                }
+            }
+            kiln_session_free(s);
+        }
+        kiln_module_free(l);
+        kiln_module_free(m);
+    }
+}
+
 int main(void) {
     kt_seed(11);
     kt_fill_uniform(W, C * K, -1, 1);
@@ -255,6 +341,7 @@ int main(void) {
         if (optimize) check_loader_refuses_bad_alias(m, dir);
         kiln_module_free(m);
     }
+    test_unit_transpose(dir);
     rmdir(dir);
     return kt_finish();
 }
