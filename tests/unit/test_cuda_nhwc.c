@@ -62,6 +62,9 @@ static int run_cuda(const kiln_module *m, const float *x, kiln_cudagraphs_mode g
 
 /* the CUDA builds' precision: fp16, then tf32 (f32 storage, NHWC too) */
 static kiln_precision g_prec = KILN_PRECISION_FP16;
+/* no tactic timing: every step runs its tactic 0 (kiln's implicit GEMM for the one-group fp16
+ * convolutions) */
+static bool g_no_timing = false;
 
 /* Compiles g for CUDA at g_prec and CPU fp32 and compares output 0 with graphs off and whole. */
 static void check(const kiln_graph *g, const char *what, int n_in, const int64_t (*in_dims)[4], kt_opts o, double tol,
@@ -78,6 +81,7 @@ static void check(const kiln_graph *g, const char *what, int n_in, const int64_t
     o.precision = g_prec;
     kt_config(&c, &o);
     c.device = KILN_DEVICE_CUDA;
+    c.time_tactics = !g_no_timing;
     kiln_module *m = NULL;
     kiln_status st = kiln_compile(g, &c, &m);
     const char *pn = g_prec == KILN_PRECISION_TF32 ? "tf32" : "fp16";
@@ -203,6 +207,64 @@ static void test_small_graphs(void) {
     kiln_graph_free(g);
 }
 
+static void conv_s2(kiln_graph *g, const char *name, const char *x, const char *y, int64_t cin, int64_t cout, int64_t k) {
+    char w[128], b[128];
+    snprintf(w, sizeof w, "%s.w", name);
+    snprintf(b, sizeof b, "%s.b", name);
+    int64_t wd[4] = {cout, cin, k, k}, bd[1] = {cout}, p = k / 2;
+    kt_const(g, w, 4, wd, -0.5f, 0.5f);
+    kt_const(g, b, 1, bd, -0.5f, 0.5f);
+    const int64_t ks[2] = {k, k}, pads[4] = {p, p, p, p}, st[2] = {2, 2};
+    kiln_attr a[3] = {kiln_attr_ints("kernel_shape", 2, ks), kiln_attr_ints("pads", 4, pads), kiln_attr_ints("strides", 2, st)};
+    const char *in[3] = {x, w, b};
+    kt_node_attrs(g, "Conv", name, 3, in, y, 3, a);
+}
+
+/* kiln's implicit-GEMM convolution (tactic 0, no timing): partial tiles of pixels and channels,
+ * a reduction that does not fill its last step, stride 2, 1x1, bias, residual and ReLU fused, and
+ * the reduction split 1, 4, 8 and 16 ways (the split grows as the pixels shrink: 7x7 with 512
+ * channels takes 16) */
+static void test_igemm(void) {
+    g_no_timing = true;
+    kt_opts o = {0};
+    static const int64_t x1[1][4] = {{1, 16, 9, 9}}, x2[1][4] = {{2, 64, 7, 7}}, x3[1][4] = {{1, 256, 7, 7}},
+                         x4[1][4] = {{1, 512, 7, 7}};
+    kiln_graph *g = new_graph(x1[0]);
+    kt_conv(g, "c1", "x", "a", 16, 24, 3, 1);
+    kt_node(g, "Relu", "r1", "a", NULL, "b");
+    conv_s2(g, "c2", "b", "y", 24, 32, 3);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "igemm: 9x9, 16 -> 24 -> 32 channels, stride 2", 1, x1, o, 1e-2, 2);
+    kiln_graph_free(g);
+
+    g = new_graph(x2[0]);
+    kt_conv(g, "c1", "x", "a", 64, 64, 3, 1);
+    kt_node(g, "Add", "res", "a", "x", "b");
+    kt_node(g, "Relu", "r1", "b", NULL, "c");
+    conv_s2(g, "c2", "c", "y", 64, 128, 1);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "igemm: batch 2, 7x7, residual, 1x1 stride 2", 1, x2, o, 1e-2, 2);
+    kiln_graph_free(g);
+
+    g = new_graph(x3[0]);
+    kt_conv(g, "c1", "x", "a", 256, 256, 3, 1);
+    kt_node(g, "Relu", "r1", "a", NULL, "b");
+    kt_conv(g, "c2", "b", "c", 256, 256, 3, 1);
+    kt_node(g, "Add", "res", "c", "x", "d");
+    kt_node(g, "Relu", "r2", "d", NULL, "y");
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "igemm: 7x7, 256 channels (8-way split), residual", 1, x3, o, 1e-2, 2);
+    kiln_graph_free(g);
+
+    g = new_graph(x4[0]);
+    kt_conv(g, "c1", "x", "a", 512, 512, 3, 1);
+    kt_node(g, "Relu", "r1", "a", NULL, "y");
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "igemm: 7x7, 512 channels (16-way split)", 1, x4, o, 1e-2, 1);
+    kiln_graph_free(g);
+    g_no_timing = false;
+}
+
 static void test_resnet18(void) {
     kiln_graph *g = NULL;
     KT_OK(kiln_resnet_build(18, 64, 7, &g));
@@ -222,6 +284,11 @@ int main(void) {
     kt_seed(10);
     test_small_graphs();
     test_resnet18();
+    test_igemm();
+    /* ResNet-18 once more on kiln's convolutions alone */
+    g_no_timing = true;
+    test_resnet18();
+    g_no_timing = false;
     g_prec = KILN_PRECISION_TF32;
     test_small_graphs();
     test_resnet18();

@@ -24,6 +24,10 @@
  * inputs are filtered out, so fp32 is true fp32; tf32 allows them. Engines noted non-deterministic
  * are left out whenever another engine is offered.
  *
+ * An NHWC f16/bf16 one-group convolution on multiples of 8 channels has kiln's implicit-GEMM kernel
+ * (igemm.cu: tensor cores, the reduction split over a thread-block cluster for small outputs) as
+ * tactic 0 and cuDNN's engines after it, as a depthwise one has kiln's depthwise kernel.
+ *
  * An NHWC f16/bf16 convolution on fewer than 8 input channels (an image stem on 3) also competes
  * padded to 8 channels: its tactics 1..KN_CONV_SLOTS zero-pad X into a buffer of the step's own
  * each run and run cuDNN's tensor-core engines on a weight padded once in prepare; tactic 0 and
@@ -58,6 +62,8 @@ typedef struct kn_conv_state {
     float act_alpha, act_beta;
     int64_t k; /* output channels, for the bias view */
     int kiln_dw; /* tactic 0 of an NHWC depthwise convolution: kiln's kernel, no cuDNN plan */
+    int kiln_ig; /* tactic 0 of an NHWC one-group convolution: kiln's implicit GEMM, no cuDNN plan */
+    knc_igemm ig;
     int cpad;    /* X and W padded to KN_CPAD channels into xpad / wpad (owned) */
     void *xpad, *wpad;
     knc_dwconv dw;
@@ -733,6 +739,50 @@ static void kn_conv_dw_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_
     p->beta = s->act_beta;
 }
 
+/* Whether kiln's implicit-GEMM kernel competes: a 2-D NHWC f16/bf16 convolution with one group,
+ * input and output channels multiples of 8 (the kernel's 16-byte copies and paired stores).
+ * Depends on the node, the dtype and the channel counts only, so the numbering is the same at
+ * every shape. */
+static int kn_conv_ig_eligible(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g) {
+    const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
+    if (s->transpose || !s->nhwc || g->nsp != 2 || (x->dtype != KILN_F16 && x->dtype != KILN_BF16)) return 0;
+    int64_t c = x->dims[1], k = y->dims[1];
+    if (kn_attr_i(a->node, "group", 1) != 1 || w->dims[1] != c || c % 8 || k % 8) return 0;
+    if (kn_tensor_numel(x) > INT32_MAX || kn_tensor_numel(y) > INT32_MAX || kn_tensor_numel(w) > INT32_MAX) return 0;
+    for (int d = 0; d < 2; d++)
+        if (g->stride[d] > 65536 || g->dil[d] > 65536 || g->pre[d] > 65536 || g->w[2 + d] > 65536) return 0;
+    if (s->has_bias && a->in[2].dtype != x->dtype) return 0;
+    if (s->has_res && a->in[3].dtype != x->dtype) return 0;
+    return 1;
+}
+
+static void kn_conv_ig_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g) {
+    knc_igemm *p = &s->ig;
+    memset(p, 0, sizeof *p);
+    p->dtype = a->in[0].dtype;
+    p->n = (int)g->x[0];
+    p->c = (int)g->x[1];
+    p->h = (int)g->x[2];
+    p->w_in = (int)g->x[3];
+    p->k = (int)g->y[1];
+    p->oh = (int)g->y[2];
+    p->ow = (int)g->y[3];
+    p->r = (int)g->w[2];
+    p->s = (int)g->w[3];
+    for (int d = 0; d < 2; d++) {
+        p->stride[d] = (int)g->stride[d];
+        p->dil[d] = (int)g->dil[d];
+        p->pad[d] = (int)g->pre[d];
+    }
+    p->act = s->act;
+    p->alpha = s->act_alpha;
+    p->beta = s->act_beta;
+    int dev = 0, sms = 132;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        sms = 132;
+    p->splits = knc_igemm_splits(p, sms);
+}
+
 /* Whether the padded-channel variant competes: an NHWC f16/bf16 2-D convolution with one group
  * and fewer than KN_CPAD input channels (cuDNN's tensor-core engines want multiples of 8; on 3
  * channels ResNet's 7x7 stem ran at a fifth of the speed of the next layers). Depends on the
@@ -892,6 +942,18 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         return KILN_OK;
     }
     if (dw && want > 0) want--;
+    /* likewise an NHWC f16/bf16 one-group convolution with kiln's implicit GEMM as tactic 0 (the
+     * two exclude each other: one group against one per channel, and 8 channels or more) */
+    int ig = kn_conv_ig_eligible(a, s, &g);
+    if (ig && want == 0) {
+        s->kiln_ig = 1;
+        kn_conv_ig_fill(a, s, &g);
+        KN_VERBOSE("cuda: %s '%s': tactic 0, kiln's implicit GEMM (%d-way split)", kn_op_name(n->op),
+                   n->name ? n->name : "", s->ig.splits);
+        *state = s;
+        return KILN_OK;
+    }
+    if (ig && want > 0) want--;
     /* a narrow NHWC input: tactics 1..KN_CONV_SLOTS are the padded variant's, the rest shift */
     int cp = kn_conv_cpad_eligible(a, s, &g);
     if (cp && want >= 1 && want <= KN_CONV_SLOTS) {
@@ -940,7 +1002,7 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         if (fused_count > 0) s->n_tactics += KN_CONV_SLOTS; /* counted: both lists */
     }
     if (want < 0) {
-        s->n_tactics += dw + (cp ? KN_CONV_SLOTS : 0);
+        s->n_tactics += dw + ig + (cp ? KN_CONV_SLOTS : 0);
         *state = s;
         return KILN_OK;
     }
@@ -1010,6 +1072,16 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
         p.res = s->has_res ? a->in[3].data : NULL;
         p.y = y->data;
         KN_CU(knc_dwconv_launch(&p, kn_cuda_stream(a)));
+        return KILN_OK;
+    }
+    if (s->kiln_ig) {
+        knc_igemm p = s->ig;
+        p.x = x->data;
+        p.w = w->data;
+        p.bias = s->has_bias ? a->in[2].data : NULL;
+        p.res = s->has_res ? a->in[3].data : NULL;
+        p.y = y->data;
+        KN_CU(knc_igemm_launch(&p, kn_cuda_stream(a)));
         return KILN_OK;
     }
     if (!s->plan) return kn_node_error(a->node, KILN_ERR_INTERNAL, "the convolution has no cuDNN plan for this shape");

@@ -122,8 +122,9 @@ static inline cudaStream_t kn_cuda_stream(const kn_kernel_args *a) {
 }
 
 /* Bumped whenever a kernel's tactic indices change meaning (2: padded-channel convolutions; 3: room
- * for precompiled cuDNN engines among mode A's tactics). */
-#define KN_CUDA_TACTIC_NUMBERING 3
+ * for precompiled cuDNN engines among mode A's tactics; 4: kiln's implicit GEMM as tactic 0 of
+ * one-group NHWC f16/bf16 convolutions). */
+#define KN_CUDA_TACTIC_NUMBERING 4
 
 /* cudaMalloc with a status naming `what` (KILN_ERR_OUT_OF_MEMORY). */
 kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what);

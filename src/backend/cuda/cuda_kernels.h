@@ -162,6 +162,27 @@ typedef struct knc_dwconv {
 } knc_dwconv;
 cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s);
 
+/* Convolution of NHWC f16/bf16 data as an implicit GEMM on tensor cores (src/backend/cuda/
+ * igemm.cu): Y[pixel, k] = sum over (r, s, c) of X[pixel's window at (r, s), c] W[k, r, s, c],
+ * fp32 accumulation, one group, C and K multiples of 8. The reduction splits over `splits`
+ * blocks of one thread-block cluster (1, 2, 4, 8 or 16) that add their partial tiles through
+ * distributed shared memory in a fixed order (deterministic), so a small output (a batch-1
+ * layer on 7x7 pixels) still fills the card. Bias [K], residual (NHWC like y) and activation
+ * are fused. w is KRSC. */
+typedef struct knc_igemm {
+    kiln_dtype dtype;
+    const void *x, *w, *bias, *res;
+    void *y;
+    int n, h, w_in, c, k, r, s, oh, ow;
+    int stride[2], dil[2], pad[2];
+    int act;
+    float alpha, beta;
+    int splits;
+} knc_igemm;
+/* The split count for this shape on a card of `sms` SMs (the launch takes any of 1, 2, 4, 8, 16). */
+int knc_igemm_splits(const knc_igemm *p, int sms);
+cudaError_t knc_igemm_launch(const knc_igemm *p, cudaStream_t s);
+
 /* Softmax over the middle dim of [outer, len, inner]. */
 cudaError_t knc_softmax(const void *in, void *out, kiln_dtype dtype, int64_t outer, int64_t len,
                         int64_t inner, int log, cudaStream_t s);
