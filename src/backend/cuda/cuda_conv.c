@@ -778,8 +778,10 @@ static void kn_conv_ig_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_
     p->alpha = s->act_alpha;
     p->beta = s->act_beta;
     int dev = 0, sms = 132;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
-        sms = 132;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not left for a later launch check to report */
+        sms = 132;                /* an H100's count: the split is a performance choice only */
+    }
     p->splits = knc_igemm_splits(p, sms);
 }
 
