@@ -47,6 +47,10 @@ typedef struct kn_kernel {
     int (*compiles_per_shape)(const void *state);
     /* Whether the step can be captured into a graph (NULL: yes). */
     int (*capturable)(const kn_node *n);
+    /* prepare may run on a helper thread of the session, alongside other steps' prepare, once the
+     * backend's worker_begin has bound that thread (its own library handles; shared state under
+     * the context's lock). Set for kernels whose prepare is slow (cuDNN plan finalization). */
+    int prepare_concurrent;
 } kn_kernel;
 
 typedef struct kn_backend {
@@ -76,6 +80,12 @@ typedef struct kn_backend {
     void *(*arena)(void *ctx);
     kiln_status (*set_stream)(void *ctx, void *stream);
     kiln_status (*synchronize)(void *ctx);
+    /* Binds the calling helper thread, worker 1..n of a new shape's preparation, to the session's
+     * device and to library handles of its own (made on first use, kept by the session), so that
+     * steps with prepare_concurrent prepare there; worker_end unbinds it. NULL: the runtime
+     * prepares every step on the calling thread. */
+    kiln_status (*worker_begin)(void *ctx, int worker);
+    void (*worker_end)(void *ctx);
 
     /* Memory outside the arena (per-shape buffers made outside any capture). */
     kiln_status (*alloc)(void *ctx, size_t bytes, void **ptr);

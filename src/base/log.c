@@ -12,9 +12,11 @@ void kn_log(int level, const char *fmt, ...) {
     static const char *const tags[] = {"warning", "info", "verbose"};
     va_list ap;
     va_start(ap, fmt);
+    flockfile(stderr); /* one line at a time from the preparation threads */
     fprintf(stderr, "kiln %s: ", tags[level < 0 ? 0 : level > 2 ? 2 : level]);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
     va_end(ap);
 }
 

@@ -51,6 +51,11 @@ struct kiln_session {
 
 /* The instance for these input dims (made and prepared on a miss, outside any capture). */
 kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_RANK], kn_instance **out);
+/* Prepares every step of a new instance (kernels' prepare; src/runtime/prepare.c), concurrent
+ * ones on helper threads where the backend binds them. */
+kiln_status kn_prepare_steps(kiln_session *s, kn_instance *in);
+/* Helper threads for that: KILN_PREPARE_THREADS, else the online CPUs up to 8. */
+int kn_prepare_threads(void);
 /* Runs every step eagerly (no graphs). */
 kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count);
 /* Step i of this instance is a view whose output is its input's memory: it is not launched. */

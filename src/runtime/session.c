@@ -138,12 +138,8 @@ static kiln_status kn_instance_create(kiln_session *s, const int64_t (*dims)[KIL
         a->ctx = s->ctx;
         a->tactic = step->tactic;
         a->tactic_key = step->tactic_key[0] ? step->tactic_key : NULL;
-        if (step->kernel->prepare && !s->no_prepare) {
-            st = step->kernel->prepare(a, &in->kstate[i]);
-            if (st != KILN_OK) goto fail;
-            a->state = in->kstate[i];
-        }
     }
+    KN_CHECK_GOTO(st, kn_prepare_steps(s, in), fail);
     *out = in;
     return KILN_OK;
 fail:
@@ -217,14 +213,25 @@ int kn_step_noop(const kiln_module *m, const kn_instance *in, int i) {
     return m->part.steps[i].view && a->n_in > 0 && a->n_out > 0 && a->in[0].data == a->out[0].data;
 }
 
-kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count) {
+/* A launch slower than this while recording is logged (-v): the first launch of a library kernel
+ * at a shape may load its code or set it up (milliseconds), which a graph replay never repeats. */
+#define KN_SLOW_LAUNCH_MS 0.25
+
+static kiln_status kn_run_steps(kiln_session *s, kn_instance *in, int first, int count, int log_slow) {
     const kiln_module *m = s->m;
     for (int i = first; i < first + count; i++) {
         if (kn_step_noop(m, in, i)) continue; /* a view: nothing to launch, nothing to record */
+        double t0 = log_slow ? kn_now_ms() : 0;
         kiln_status st = s->be->launch(s->ctx, m->part.steps[i].kernel, &in->args[i]);
         if (st != KILN_OK) return kn_error_context(st, "step %d", i);
+        if (log_slow && kn_now_ms() - t0 > KN_SLOW_LAUNCH_MS)
+            KN_VERBOSE("session: step %d (%s) took %.2f ms to record", i, m->part.steps[i].kernel->name, kn_now_ms() - t0);
     }
     return KILN_OK;
+}
+
+kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count) {
+    return kn_run_steps(s, in, first, count, 0);
 }
 
 /* ---- graphs ----------------------------------------------------------------------------------- */
@@ -236,7 +243,7 @@ static kiln_status kn_record(kiln_session *s, kn_instance *in, int first, int co
     *graph = NULL;
     double t0 = kn_now_ms();
     KN_TRY(s->be->record_begin(s->ctx));
-    kiln_status st = kn_instance_run_eager(s, in, first, count);
+    kiln_status st = kn_run_steps(s, in, first, count, 1);
     void *g = NULL;
     kiln_status end = s->be->record_end(s->ctx, &g);
     if (st != KILN_OK) {

@@ -240,6 +240,8 @@ static void kn_cuda_session_free(void *ctx) {
     if (c->stream && c->stream != c->own_stream) cudaStreamSynchronize(c->stream);
     for (int i = 0; i < c->n_kcache; i++) cudnnBackendDestroyDescriptor(c->kcache[i].cache);
     kn_free(c->kcache);
+    for (int i = 0; i < KN_CUDA_PREP_WORKERS; i++)
+        if (c->dnn_worker[i]) cudnnDestroy(c->dnn_worker[i]);
     if (c->dnn) cudnnDestroy(c->dnn);
     if (c->lt) cublasLtDestroy(c->lt);
     if (c->dnn_ws) cudaFree(c->dnn_ws);
@@ -250,6 +252,7 @@ static void kn_cuda_session_free(void *ctx) {
     if (c->own_stream) cudaStreamDestroy(c->own_stream);
     (void)cudaGetLastError();
     if (cur >= 0 && cur != c->device) cudaSetDevice(cur);
+    pthread_mutex_destroy(&c->lock);
     kn_free(c);
 }
 
@@ -271,6 +274,10 @@ static kiln_status kn_cuda_session_init(const struct kiln_module *m, size_t aren
     kn_cuda_set_node(NULL);
     kn_cuda_ctx *c = kn_calloc(1, sizeof *c);
     if (!c) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory creating a CUDA session");
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        kn_free(c);
+        return kn_error(KILN_ERR_INTERNAL, "cannot make the CUDA session's lock");
+    }
     c->device = m->device_index;
     c->precision = m->precision;
     c->avoid_runtime_compilation = m->avoid_runtime_compilation;
@@ -295,7 +302,7 @@ fail:
     return kn_error_context(st, "creating a CUDA session on device %d", m->device_index);
 }
 
-kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
+static kiln_status kn_cuda_grow_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
     if (bytes <= c->dnn_ws_bytes) return KILN_OK;
     if (c->recording || c->live_graphs > 0)
         return kn_error(KILN_ERR_INTERNAL,
@@ -308,6 +315,57 @@ kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
     c->dnn_ws = p;
     c->dnn_ws_bytes = bytes;
     return KILN_OK;
+}
+
+kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
+    pthread_mutex_lock(&c->lock);
+    kiln_status st = kn_cuda_grow_dnn_ws(c, bytes);
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
+size_t kn_cuda_dnn_ws_limit(kn_cuda_ctx *c) {
+    pthread_mutex_lock(&c->lock);
+    size_t limit = c->recording || c->live_graphs > 0 ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+    pthread_mutex_unlock(&c->lock);
+    return limit;
+}
+
+/* ---- preparation threads (backend.h worker_begin) ----------------------------------------------- */
+
+static _Thread_local cudnnHandle_t kn_cuda_dnn_tls;
+
+cudnnHandle_t kn_cuda_dnn_for_thread(kn_cuda_ctx *c) {
+    if (!c) return NULL;
+    return kn_cuda_dnn_tls ? kn_cuda_dnn_tls : c->dnn;
+}
+
+static kiln_status kn_cuda_worker_begin(void *ctx, int worker) {
+    kn_cuda_ctx *c = ctx;
+    if (worker < 1 || worker > KN_CUDA_PREP_WORKERS)
+        return kn_error(KILN_ERR_INTERNAL, "preparation thread %d of at most %d", worker, KN_CUDA_PREP_WORKERS);
+    KN_TRY(kn_cuda_use_device(c->device));
+    kn_cuda_set_node(NULL);
+    kiln_status st = KILN_OK;
+    /* made one at a time, as cuDNN asks of per-thread handles; kept for the session's next shapes */
+    pthread_mutex_lock(&c->lock);
+    int w = worker - 1;
+    if (!c->dnn_worker[w]) {
+        cudnnStatus_t e = cudnnCreate(&c->dnn_worker[w]);
+        if (e != CUDNN_STATUS_SUCCESS) {
+            c->dnn_worker[w] = NULL;
+            st = kn_cuda_fail(__FILE__, __LINE__, "cudnnCreate", cudnnGetErrorString(e));
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (st == KILN_OK) kn_cuda_dnn_tls = c->dnn_worker[w];
+    return st;
+}
+
+static void kn_cuda_worker_end(void *ctx) {
+    (void)ctx;
+    kn_cuda_dnn_tls = NULL;
+    kn_cuda_set_node(NULL);
 }
 
 static void *kn_cuda_arena(void *ctx) { return ((kn_cuda_ctx *)ctx)->arena; }
@@ -584,6 +642,8 @@ static const kn_backend kn_cuda_backend = {
     .arena = kn_cuda_arena,
     .set_stream = kn_cuda_set_stream,
     .synchronize = kn_cuda_synchronize,
+    .worker_begin = kn_cuda_worker_begin,
+    .worker_end = kn_cuda_worker_end,
     .alloc = kn_cuda_alloc,
     .free = kn_cuda_free_mem,
     .copy_in = kn_cuda_copy_in,

@@ -36,6 +36,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #define KN_DNN_MAX_HEUR 8  /* tactics from heuristics mode A; one more from the fallback list */
 #define KN_CONV_SLOTS (KN_DNN_MAX_HEUR + 1) /* tactics of a fused graph, when the convolution alone competes */
@@ -96,8 +97,9 @@ static cudnnHandle_t kn_dnn_global;
 static void kn_dnn_global_init(void) {
     if (cudnnCreate(&kn_dnn_global) != CUDNN_STATUS_SUCCESS) kn_dnn_global = NULL;
 }
+/* The handle to build plans with: the preparing thread's (kn_cuda_dnn_for_thread). */
 static cudnnHandle_t kn_dnn_handle(const kn_kernel_args *a) {
-    if (a->ctx) return kn_cuda_ctx_of(a)->dnn;
+    if (a->ctx) return kn_cuda_dnn_for_thread(kn_cuda_ctx_of(a));
     pthread_once(&kn_dnn_once, kn_dnn_global_init);
     return kn_dnn_global;
 }
@@ -497,20 +499,37 @@ done:
     return ok;
 }
 
-/* The session's kernel cache for this step and graph variant, made on first use from `graph` (a
- * dynamic-shape graph of that variant); NULL when cuDNN makes none. */
+/* The session's kernel caches, one per step and graph variant. Steps prepare on several threads
+ * (kn_kernel.prepare_concurrent): every access holds the context's lock. */
 static kn_dnn_kcache *kn_dnn_kcache_find(kn_cuda_ctx *c, const kn_node *node, int variant) {
     for (int i = 0; c && i < c->n_kcache; i++)
         if (c->kcache[i].node == node && c->kcache[i].variant == variant) return &c->kcache[i];
     return NULL;
 }
 
-static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cudnnBackendDescriptor_t graph,
-                                       cudnnBackendDescriptor_t *out) {
-    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
-    *out = NULL;
-    if (!c) return KILN_OK;
-    kn_dnn_kcache *e = kn_dnn_kcache_find(c, a->node, variant);
+/* Whether this step's engine made no plan on the dynamic graph before (in this session). */
+static int kn_dnn_kcache_refused(kn_cuda_ctx *c, const kn_node *node, int variant) {
+    if (!c) return 0;
+    pthread_mutex_lock(&c->lock);
+    const kn_dnn_kcache *e = kn_dnn_kcache_find(c, node, variant);
+    int refused = e && e->refused;
+    pthread_mutex_unlock(&c->lock);
+    return refused;
+}
+
+static void kn_dnn_kcache_refuse(kn_cuda_ctx *c, const kn_node *node, int variant) {
+    if (!c) return;
+    pthread_mutex_lock(&c->lock);
+    kn_dnn_kcache *e = kn_dnn_kcache_find(c, node, variant);
+    if (e) e->refused = 1;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The kernel cache for this step and graph variant, made on first use from `graph` (a
+ * dynamic-shape graph of that variant); NULL when cuDNN makes none. */
+static kiln_status kn_dnn_kernel_cache_locked(kn_cuda_ctx *c, const kn_node *node, int variant,
+                                              cudnnBackendDescriptor_t graph, cudnnBackendDescriptor_t *out) {
+    kn_dnn_kcache *e = kn_dnn_kcache_find(c, node, variant);
     if (e) {
         *out = e->cache;
         return KILN_OK;
@@ -524,9 +543,20 @@ static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cud
         cudnnBackendDestroyDescriptor(kc);
         return KILN_OK;
     }
-    c->kcache[c->n_kcache++] = (kn_dnn_kcache){a->node, variant, 0, kc};
+    c->kcache[c->n_kcache++] = (kn_dnn_kcache){node, variant, 0, kc};
     *out = kc;
     return KILN_OK;
+}
+
+static kiln_status kn_dnn_kernel_cache(const kn_kernel_args *a, int variant, cudnnBackendDescriptor_t graph,
+                                       cudnnBackendDescriptor_t *out) {
+    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
+    *out = NULL;
+    if (!c) return KILN_OK;
+    pthread_mutex_lock(&c->lock);
+    kiln_status st = kn_dnn_kernel_cache_locked(c, a->node, variant, graph, out);
+    pthread_mutex_unlock(&c->lock);
+    return st;
 }
 
 /* A stored engine config of an engine that compiles at run time, on a dynamic-shape graph with
@@ -540,8 +570,7 @@ static int kn_dnn_plan_dynamic(const kn_kernel_args *a, kn_conv_state *s, cudnnB
         return 0;
     }
     if (kn_dnn_plan_from_key(kn_dnn_handle(a), graph, s->use_eng, kc, ws_limit, &s->plan, &s->plan_ws)) return 1;
-    kn_dnn_kcache *e = kn_dnn_kcache_find(kn_cuda_ctx_of(a), a->node, s->fused * 2 + s->cpad);
-    if (e) e->refused = 1;
+    kn_dnn_kcache_refuse(kn_cuda_ctx_of(a), a->node, s->fused * 2 + s->cpad);
     return 0;
 }
 
@@ -552,7 +581,7 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
                                 int want) {
     cudnnHandle_t h = kn_dnn_handle(a);
     kn_cuda_ctx *c = kn_cuda_ctx_of(a);
-    size_t ws_limit = c && (c->recording || c->live_graphs > 0) ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+    size_t ws_limit = c ? kn_cuda_dnn_ws_limit(c) : KN_CUDNN_WS_MAX;
     int strict_fp32 = is_float && !(c && c->precision == KILN_PRECISION_TF32);
     int no_rtc = c && c->avoid_runtime_compilation;
     cudnnBackendDescriptor_t ha[KN_DNN_MAX_HEUR], fb[KN_DNN_MAX_CFGS];
@@ -831,8 +860,7 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
     s->fused = fused; /* the kernel cache's variant */
     s->cpad = pad;
     kiln_status st = KILN_ERR_UNSUPPORTED;
-    const kn_dnn_kcache *kce = kn_dnn_kcache_find(kn_cuda_ctx_of(a), a->node, fused * 2 + pad);
-    if (rt && a->ctx && !(kce && kce->refused)) {
+    if (rt && a->ctx && !kn_dnn_kcache_refused(kn_cuda_ctx_of(a), a->node, fused * 2 + pad)) {
         /* an engine that compiles at run time (~30 ms a shape): on a dynamic-shape graph with the
          * step's kernel cache, a later shape may bind the kernel compiled at the first */
         s->dynamic = 1;
@@ -878,6 +906,22 @@ static kiln_status kn_conv_plan_cpad(const kn_kernel_args *a, kn_conv_state *s, 
     KN_VERBOSE("cuda: %s '%s': padded to %d channels, tactic %d of %d, %s", kn_op_name(n->op), n->name ? n->name : "",
                KN_CPAD, inner, s->n_tactics, s->fused ? "bias/residual/activation fused" : "epilogue by kiln");
     return KILN_OK;
+}
+
+/* Executes `plan` on handle h's stream with the variant pack (uids[i] -> ptrs[i]) and workspace. */
+static kiln_status kn_conv_execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, void *const *ptrs,
+                                   const int64_t *uids, int np, void *ws) {
+    cudnnBackendDescriptor_t vp = NULL;
+    kiln_status st = KILN_OK;
+    KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, np, ptrs), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, np, uids), done);
+    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), done);
+    KN_CUDNN_GOTO(st, cudnnBackendFinalize(vp), done);
+    KN_CUDNN_GOTO(st, cudnnBackendExecute(h, plan, vp), done);
+done:
+    if (vp) cudnnBackendDestroyDescriptor(vp);
+    return st;
 }
 
 /* Prepares a step for tactic `want` (want < 0: only counts the tactics, s->n_tactics). */
@@ -1103,15 +1147,8 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
     ptrs[np] = y->data; uids[np++] = KN_UID_Y;
     if (s->fused && s->has_bias) { ptrs[np] = a->in[2].data; uids[np++] = KN_UID_BIAS; }
     if (s->fused && s->has_res) { ptrs[np] = a->in[3].data; uids[np++] = KN_UID_RES; }
-    cudnnBackendDescriptor_t vp = NULL;
-    kiln_status st = KILN_OK;
-    void *ws = c->dnn_ws;
-    KN_CUDNN_GOTO(st, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp), done);
-    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, np, ptrs), done);
-    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, np, uids), done);
-    KN_CUDNN_GOTO(st, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws), done);
-    KN_CUDNN_GOTO(st, cudnnBackendFinalize(vp), done);
-    KN_CUDNN_GOTO(st, cudnnBackendExecute(c->dnn, s->plan, vp), done);
+    kiln_status st = kn_conv_execute(c->dnn, s->plan, ptrs, uids, np, c->dnn_ws);
+    if (st != KILN_OK) return st;
     if (s->fused == 2 && s->act != KN_ACT_NONE) {
         st = kn_cuda_epilogue(a, y, NULL, 1.0f, NULL, s->act, s->act_alpha, s->act_beta);
     } else if (!s->fused && s->nhwc && (s->has_bias || s->has_res || s->act != KN_ACT_NONE)) {
@@ -1143,8 +1180,6 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
         }
         st = kn_cuda_epilogue(a, y, bias, 1.0f, s->has_res ? &a->in[3] : NULL, s->act, s->act_alpha, s->act_beta);
     }
-done:
-    if (vp) cudnnBackendDestroyDescriptor(vp);
     return st;
 }
 
@@ -1160,7 +1195,7 @@ static int kn_sup_conv(const kn_graph *g, const kn_node *n) {
 void kn_cuda_register_conv(kn_cuda_op *t) {
     kn_kernel k = {.name = "cudnn.conv", .run = kn_conv_run, .prepare = kn_conv_prepare, .release = kn_conv_state_free,
                    .num_tactics = kn_conv_num_tactics, .tactic_key = kn_conv_tactic_key,
-                   .compiles_per_shape = kn_conv_compiles_per_shape};
+                   .compiles_per_shape = kn_conv_compiles_per_shape, .prepare_concurrent = 1};
     t[KN_OP_Conv] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
     k.name = "cudnn.conv_transpose";
     t[KN_OP_ConvTranspose] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};

@@ -11,6 +11,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
+#include <pthread.h>
 
 /* Library workspaces. cuBLASLt gets a fixed slab per session (what NVIDIA recommends on Hopper);
  * cuDNN gets at least KN_CUDNN_WS_MIN and grows, outside any capture, while no recorded graph
@@ -19,6 +20,8 @@
 #define KN_CUBLASLT_WS_BYTES ((size_t)32 << 20)
 #define KN_CUDNN_WS_MIN ((size_t)16 << 20)
 #define KN_CUDNN_WS_MAX ((size_t)1 << 30)
+
+#define KN_CUDA_PREP_WORKERS 64 /* helper threads of a new shape's preparation, at most */
 
 typedef struct kn_cuda_ctx {
     int device;
@@ -34,6 +37,11 @@ typedef struct kn_cuda_ctx {
     cudnnHandle_t dnn;
     void *dnn_ws;
     size_t dnn_ws_bytes;
+    /* Preparation threads (backend.h worker_begin): a cuDNN handle each, made on first use, for
+     * finalizing plans (runs execute them on `dnn`); `lock` guards the workspace size and the
+     * kernel caches below while they prepare. */
+    cudnnHandle_t dnn_worker[KN_CUDA_PREP_WORKERS];
+    pthread_mutex_t lock;
     cudaEvent_t ev_start, ev_stop;
     /* recorder */
     int recording;
@@ -130,8 +138,13 @@ static inline cudaStream_t kn_cuda_stream(const kn_kernel_args *a) {
 kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what);
 
 /* Makes the session's cuDNN workspace at least `bytes` (outside any capture; refuses while a
- * recorded graph could still use the old buffer). */
+ * recorded graph could still use the old buffer). Any thread that prepares. */
 kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes);
+/* The most workspace a plan may ask for now: the current size while graphs use it. */
+size_t kn_cuda_dnn_ws_limit(kn_cuda_ctx *c);
+/* The cuDNN handle for building plans on this thread: a preparation thread's own, else the
+ * session's (c may be NULL outside a session: then NULL). */
+cudnnHandle_t kn_cuda_dnn_for_thread(kn_cuda_ctx *c);
 
 /* ---- kernel table ------------------------------------------------------------------------- */
 typedef struct kn_cuda_op {

@@ -1,0 +1,215 @@
+/* Preparing a new shape on helper threads (src/runtime/prepare.c), through the CPU backend with
+ * its kernels wrapped: every step is marked prepare_concurrent and the backend gets worker hooks
+ * that count bindings and can refuse them. Checked: each step is prepared exactly once per shape
+ * and off the calling thread when workers bind; a failure names the first failing step in step
+ * order whichever thread met it, and the session stays usable; refused workers leave the steps to
+ * the caller; KILN_PREPARE_THREADS=1 starts no thread; outputs match plain C math throughout. */
+#include "testlib.h"
+
+#include "build/module.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_RELU 8
+#define MAX_STEPS 16
+
+static kn_backend test_be;
+static kn_kernel wrapped[MAX_STEPS];
+static const kn_kernel *original[MAX_STEPS];
+static const kn_node *step_node[MAX_STEPS];
+static int n_steps;
+static pthread_t main_thread;
+static atomic_int prepared[MAX_STEPS], off_main[MAX_STEPS];
+static atomic_int begins, ends, begin_mask;
+static atomic_int refuse_workers;
+static int fail_step[2] = {-1, -1};
+
+static int step_of(const kn_node *n) {
+    for (int i = 0; i < n_steps; i++)
+        if (step_node[i] == n) return i;
+    return -1;
+}
+
+static kiln_status wrapped_prepare(const kn_kernel_args *a, void **state) {
+    int i = step_of(a->node);
+    if (i < 0) return kn_error(KILN_ERR_INTERNAL, "unknown step");
+    atomic_fetch_add(&prepared[i], 1);
+    if (!pthread_equal(pthread_self(), main_thread)) atomic_fetch_add(&off_main[i], 1);
+    if (i == fail_step[0] || i == fail_step[1]) return kn_error(KILN_ERR_INVALID_ARGUMENT, "injected failure at step %d", i);
+    *state = NULL;
+    return original[i]->prepare ? original[i]->prepare(a, state) : KILN_OK;
+}
+
+static kiln_status test_worker_begin(void *ctx, int worker) {
+    (void)ctx;
+    if (atomic_load(&refuse_workers)) return kn_error(KILN_ERR_DEVICE, "worker %d refused by the test", worker);
+    atomic_fetch_add(&begins, 1);
+    if (worker >= 1 && worker <= 30) atomic_fetch_or(&begin_mask, 1 << worker);
+    return KILN_OK;
+}
+
+static void test_worker_end(void *ctx) {
+    (void)ctx;
+    atomic_fetch_add(&ends, 1);
+}
+
+/* x -> Relu -> Relu -> ... (N_RELU), dynamic batch; optimize off keeps one step per node */
+static kiln_module *build(void) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_graph_create(&g));
+    int64_t dims[2] = {-1, 16};
+    const char *names[2] = {"batch", NULL};
+    KT_OK(kiln_graph_add_input(g, "x", KILN_F32, 2, dims, names));
+    char in[16], out[16];
+    for (int i = 0; i < N_RELU; i++) {
+        snprintf(in, sizeof in, i ? "v%d" : "x", i);
+        snprintf(out, sizeof out, i == N_RELU - 1 ? "y" : "v%d", i + 1);
+        const char *ins[] = {in}, *outs[] = {out};
+        char name[16];
+        snprintf(name, sizeof name, "relu%d", i);
+        KT_OK(kiln_graph_add_node(g, "Relu", name, 1, ins, 1, outs, 0, NULL));
+    }
+    KT_OK(kiln_graph_add_output(g, "y"));
+    kiln_build_config cfg;
+    kiln_build_config_init(&cfg);
+    cfg.device = KILN_DEVICE_CPU;
+    cfg.optimize = false;
+    kiln_input_profile p = {.name = "x", .rank = 2, .min = {1, 16}, .opt = {2, 16}, .max = {8, 16}};
+    cfg.profiles = &p;
+    cfg.num_profiles = 1;
+    kiln_module *m = NULL;
+    KT_OK(kiln_compile(g, &cfg, &m));
+    kiln_graph_free(g);
+    if (!m) return NULL;
+    n_steps = m->part.n_steps;
+    KT_CHECK(n_steps == N_RELU, "one step per Relu, got %d", n_steps);
+    if (n_steps != N_RELU) {
+        kiln_module_free(m);
+        return NULL;
+    }
+    for (int i = 0; i < n_steps; i++) {
+        original[i] = m->part.steps[i].kernel;
+        step_node[i] = &m->graph->nodes[m->part.steps[i].node];
+        wrapped[i] = *original[i];
+        wrapped[i].prepare = wrapped_prepare;
+        wrapped[i].prepare_concurrent = 1;
+        m->part.steps[i].kernel = &wrapped[i];
+    }
+    test_be = *m->backend;
+    test_be.worker_begin = test_worker_begin;
+    test_be.worker_end = test_worker_end;
+    m->backend = &test_be;
+    return m;
+}
+
+static void reset_counts(void) {
+    for (int i = 0; i < MAX_STEPS; i++) {
+        atomic_store(&prepared[i], 0);
+        atomic_store(&off_main[i], 0);
+    }
+    atomic_store(&begins, 0);
+    atomic_store(&ends, 0);
+    atomic_store(&begin_mask, 0);
+}
+
+/* Runs at `batch` and checks y = relu(x); returns the run's status. */
+static kiln_status run(kiln_session *s, int64_t batch) {
+    float x[8 * 16], y[8 * 16];
+    for (int i = 0; i < batch * 16; i++) x[i] = kt_uniform(-1, 1);
+    kiln_tensor in = {.data = x, .dtype = KILN_F32, .rank = 2, .dims = {batch, 16}, .device = KILN_DEVICE_CPU};
+    kiln_tensor out = {.data = y, .device = KILN_DEVICE_CPU};
+    kiln_status st = kiln_session_run(s, &in, 1, &out, 1);
+    if (st != KILN_OK) return st;
+    int bad = 0;
+    for (int i = 0; i < batch * 16; i++) bad += y[i] != (x[i] > 0 ? x[i] : 0.0f);
+    KT_CHECK(bad == 0, "batch %lld: %d outputs differ from relu(x)", (long long)batch, bad);
+    return st;
+}
+
+static int count_where(atomic_int *v, int want) {
+    int n = 0;
+    for (int i = 0; i < n_steps; i++) n += atomic_load(&v[i]) == want;
+    return n;
+}
+
+static void test_threads(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "4", 1);
+    kiln_session *s = NULL;
+    KT_OK(kiln_session_create(m, &s));
+    reset_counts();
+    KT_OK(run(s, 2));
+    KT_CHECK(count_where(prepared, 1) == n_steps, "every step prepared once at a new shape");
+    KT_CHECK(count_where(off_main, 1) == n_steps, "every step prepared on a helper thread");
+    KT_CHECK(atomic_load(&begins) == 4 && atomic_load(&ends) == 4, "4 workers bound and unbound, got %d / %d",
+             atomic_load(&begins), atomic_load(&ends));
+    KT_CHECK(atomic_load(&begin_mask) == 0x1e, "workers numbered 1..4, mask 0x%x", atomic_load(&begin_mask));
+    /* a shape seen before prepares nothing; a new one prepares again */
+    reset_counts();
+    KT_OK(run(s, 2));
+    KT_CHECK(count_where(prepared, 0) == n_steps, "a cached shape prepares nothing");
+    KT_OK(run(s, 5));
+    KT_CHECK(count_where(prepared, 1) == n_steps, "batch 5 prepares every step once");
+    kiln_session_free(s);
+}
+
+static void test_failure_order(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "4", 1);
+    kiln_session *s = NULL;
+    KT_OK(kiln_session_create(m, &s));
+    fail_step[0] = 5;
+    fail_step[1] = 2;
+    for (int rep = 0; rep < 20; rep++) { /* whichever thread meets which failure first */
+        reset_counts();
+        KT_FAILS(run(s, 3), KILN_ERR_INVALID_ARGUMENT, "injected failure at step 2");
+    }
+    fail_step[0] = fail_step[1] = -1;
+    reset_counts();
+    KT_OK(run(s, 3));
+    KT_CHECK(count_where(prepared, 1) == n_steps, "after failures the same shape prepares and runs");
+    kiln_session_free(s);
+}
+
+static void test_refused_workers(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "3", 1);
+    atomic_store(&refuse_workers, 1);
+    kiln_session *s = NULL;
+    KT_OK(kiln_session_create(m, &s));
+    reset_counts();
+    KT_OK(run(s, 4));
+    KT_CHECK(count_where(prepared, 1) == n_steps, "steps prepared once when no worker binds");
+    KT_CHECK(count_where(off_main, 0) == n_steps, "the caller prepared them all");
+    KT_CHECK(atomic_load(&ends) == 0, "no worker_end without a worker_begin");
+    atomic_store(&refuse_workers, 0);
+    kiln_session_free(s);
+}
+
+static void test_one_thread(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "1", 1);
+    kiln_session *s = NULL;
+    KT_OK(kiln_session_create(m, &s));
+    reset_counts();
+    KT_OK(run(s, 6));
+    KT_CHECK(count_where(prepared, 1) == n_steps && count_where(off_main, 0) == n_steps,
+             "KILN_PREPARE_THREADS=1: the caller prepares every step");
+    KT_CHECK(atomic_load(&begins) == 0, "KILN_PREPARE_THREADS=1: no worker bound");
+    kiln_session_free(s);
+}
+
+int main(void) {
+    kt_seed(7);
+    main_thread = pthread_self();
+    kiln_module *m = build();
+    if (m) {
+        test_threads(m);
+        test_failure_order(m);
+        test_refused_workers(m);
+        test_one_thread(m);
+        m->backend = kn_backend_cpu(); /* the module frees through its own backend */
+        for (int i = 0; i < n_steps; i++) m->part.steps[i].kernel = original[i];
+        kiln_module_free(m);
+    }
+    return kt_finish();
+}
