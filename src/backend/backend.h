@@ -45,6 +45,11 @@ typedef struct kn_kernel {
      * engine: ~30 ms a shape); the builder takes such a tactic only when it is clearly faster
      * (KN_COMPILED_TACTIC_GAIN). NULL: never. */
     int (*compiles_per_shape)(const void *state);
+    /* Writes what shares a per-shape setup with the prepared tactic (for a cuDNN plan its engine,
+     * "cudnn:e39": engines that pick their kernel at each shape set it up at its first run there,
+     * whatever their knobs); 0 when nothing. The builder leaves out a whole family once one member
+     * is found to set up per shape. NULL: the tactic key stands for itself. */
+    int (*setup_family)(const void *state, char *buf, size_t cap);
     /* Whether the step can be captured into a graph (NULL: yes). */
     int (*capturable)(const kn_node *n);
     /* prepare may run on a helper thread of the session, alongside other steps' prepare, once the

@@ -10,6 +10,12 @@
 /* A tactic that compiles its code per shape is chosen over the fastest one that does not only when
  * it takes less than 1 / KN_COMPILED_TACTIC_GAIN of that one's time. */
 #define KN_COMPILED_TACTIC_GAIN 1.10
+/* A module built to avoid runtime compilation also leaves out tactics whose first run at a new
+ * shape sets their kernel up: each is run once at a second shape of the profile, and a launch
+ * call slower than this (host time) marks its setup family (kn_kernel.setup_family). A cuDNN
+ * execute call costs ~0.01-0.02 ms; the engines that pick and set up their kernel at each new shape
+ * took 2-4 ms (H100, cuDNN 9.19, ResNet-50 fp16), about ten of them per new batch size. */
+#define KN_SETUP_SLOW_MS 1.0
 
 typedef struct kn_tc_entry {
     uint64_t key;
@@ -76,12 +82,15 @@ static void kn_tc_save(const kn_timing_cache *tc, const char *path) {
     if (fclose(f) != 0) KN_WARN("writing the timing cache '%s' failed", path);
 }
 
-static uint64_t kn_step_key(const char *device, const kiln_module *m, const kn_kernel_args *a, const char *kname) {
+static uint64_t kn_step_key(const char *device, const kiln_module *m, const kn_kernel_args *a, const char *kname,
+                            int kernel_checks_setup) {
     uint64_t h = kn_hash_bytes(KN_HASH_SEED, device, strlen(device));
     h = kn_hash_bytes(h, kname, strlen(kname));
     h = kn_hash_bytes(h, &m->precision, sizeof m->precision);
     if (m->avoid_runtime_compilation) /* other candidate lists (hashed only when set: older keys stay valid) */
         h = kn_hash_bytes(h, "no-rtc", 6);
+    if (kernel_checks_setup) /* choices made before the per-shape setup check are timed again */
+        h = kn_hash_bytes(h, "setup-check-2", 13);
     h = kn_hash_bytes(h, &a->node->op, sizeof a->node->op);
     for (int i = 0; i < a->n_in + a->n_out; i++) {
         const kn_tensor *t = i < a->n_in ? &a->in[i] : &a->out[i - a->n_in];
@@ -192,6 +201,68 @@ static kiln_status kn_time_step(kiln_session *s, const kn_kernel *k, const kn_ke
     return KILN_OK;
 }
 
+/* The shape at which tactics are checked for a per-shape setup: per input, the profile's max where
+ * it differs from opt, else its min. 0 when every input is static (no other shape can come). */
+static int kn_second_shape(const kiln_module *m, int64_t (*dims)[KILN_MAX_RANK]) {
+    int differs = 0;
+    for (int k = 0; k < m->n_inputs; k++) {
+        const kiln_io_info *p = &m->inputs[k];
+        int max_differs = memcmp(p->max, p->opt, sizeof p->opt) != 0;
+        memcpy(dims[k], max_differs ? p->max : p->min, sizeof dims[k]);
+        differs |= memcmp(dims[k], p->opt, sizeof p->opt) != 0;
+    }
+    return differs;
+}
+
+/* Host ms of the first run of tactic t of step i at the second shape, prepared as a new shape is
+ * at run time (from the tactic key that t resolved to at opt); -1 when it does not prepare or run
+ * there. */
+static double kn_first_run_ms(kiln_session *s, const kn_kernel *k, const kn_instance *in2, int i, int t,
+                              const char *tkey) {
+    kn_kernel_args b = in2->args[i];
+    b.tactic = t;
+    b.timing = 0;
+    b.tactic_key = tkey[0] ? tkey : NULL;
+    b.state = NULL;
+    void *state = NULL;
+    if (k->prepare && k->prepare(&b, &state) != KILN_OK) {
+        kn_clear_error();
+        return -1;
+    }
+    b.state = state;
+    double t0 = kn_now_ms();
+    kiln_status st = k->run(&b);
+    double ms = kn_now_ms() - t0;
+    if (st == KILN_OK) st = s->be->synchronize(s->ctx);
+    if (k->release && state) k->release(state);
+    if (st != KILN_OK) {
+        kn_clear_error();
+        return -1;
+    }
+    return ms;
+}
+
+/* Setup families found to set up per shape in this build: another member, or a later step of the
+ * same geometry, would find the setup done and look cheap. */
+typedef struct kn_setup_set {
+    char (*key)[KN_TACTIC_KEY_MAX];
+    int n, cap;
+} kn_setup_set;
+
+static int kn_setup_has(const kn_setup_set *set, const char *key) {
+    for (int i = 0; key[0] && i < set->n; i++)
+        if (strcmp(set->key[i], key) == 0) return 1;
+    return 0;
+}
+
+static void kn_setup_add(kn_setup_set *set, const char *key) {
+    if (!key[0] || kn_setup_has(set, key) || KN_GROW(set->key, set->cap, set->n + 1) != KILN_OK) {
+        kn_clear_error();
+        return;
+    }
+    memcpy(set->key[set->n++], key, KN_TACTIC_KEY_MAX);
+}
+
 /* Reads the step's output as floats for the comparison of tactics: all of it when small, else
  * KN_CHECK_CHUNKS evenly spaced chunks (the same ones for every tactic); a wrong engine is wrong
  * far beyond one chunk, and reading back 9 full batch-256 outputs made such builds minutes long.
@@ -230,9 +301,14 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
     if (m->n_inputs > 64) st = kn_error(KILN_ERR_UNSUPPORTED, "more than 64 inputs");
     for (int k = 0; k < m->n_inputs && st == KILN_OK; k++)
         memcpy(dims[k], m->inputs[k].opt, sizeof dims[k]);
-    kn_instance *in = NULL;
+    kn_instance *in = NULL, *in2 = NULL;
     s->no_prepare = 1; /* each timed tactic is prepared on its own; other steps never run here */
     if (st == KILN_OK) st = kn_session_instance(s, (const int64_t(*)[KILN_MAX_RANK])dims, &in);
+    /* a second shape, where each tactic of a kernel that may cost time per shape runs once */
+    int64_t dims2[64][KILN_MAX_RANK];
+    if (st == KILN_OK && kn_second_shape(m, dims2))
+        st = kn_session_instance(s, (const int64_t(*)[KILN_MAX_RANK])dims2, &in2);
+    kn_setup_set setup = {0};
     char device[256] = "";
     if (s->be->describe) s->be->describe(s->ctx, device, sizeof device);
     else snprintf(device, sizeof device, "%s", s->be->name);
@@ -246,7 +322,8 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         const kn_kernel *k = step->kernel;
         if (!k->num_tactics) continue;
         kn_kernel_args a = in->args[i];
-        uint64_t key = kn_step_key(device, m, &a, k->name);
+        int check_setup = in2 && m->avoid_runtime_compilation && k->compiles_per_shape;
+        uint64_t key = kn_step_key(device, m, &a, k->name, check_setup);
         int hit = -1;
         for (int e = 0; e < tc.n; e++)
             if (tc.e[e].key == key) hit = e;
@@ -276,6 +353,9 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         int best = -1, best_pre = -1; /* fastest of all; fastest of those that compile nothing per shape */
         float best_ms = INFINITY, best_pre_ms = INFINITY;
         char best_key[KN_TACTIC_KEY_MAX] = "", best_pre_key[KN_TACTIC_KEY_MAX] = "";
+        int best_setup = -1; /* left out as setting up per shape: the choice when nothing else runs */
+        float best_setup_ms = INFINITY;
+        char best_setup_key[KN_TACTIC_KEY_MAX] = "";
         char times[512] = ""; /* "tactic:ms" of each tactic that ran, for the verbose line */
         size_t tl = 0;
         for (int t = 0; t < nt && st == KILN_OK; t++) {
@@ -305,8 +385,29 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
             if (ts == KILN_OK && k->tactic_key && state && !kn_tactic_key_ok(k->tactic_key(state, tkey, sizeof tkey), tkey))
                 tkey[0] = 0;
             int compiles = ts == KILN_OK && k->compiles_per_shape && state && k->compiles_per_shape(state);
+            char fam[KN_TACTIC_KEY_MAX];
+            memcpy(fam, tkey, sizeof fam);
+            if (ts == KILN_OK && check_setup && k->setup_family &&
+                !kn_tactic_key_ok(k->setup_family(state, fam, sizeof fam), fam))
+                fam[0] = 0;
+            double first_ms = -1;
+            int known = kn_setup_has(&setup, fam);
+            if (ts == KILN_OK && check_setup && !compiles && !known) {
+                first_ms = kn_first_run_ms(s, k, in2, i, t, tkey);
+                if (first_ms > KN_SETUP_SLOW_MS) kn_setup_add(&setup, fam);
+            }
+            int sets_up = ts == KILN_OK && check_setup && (first_ms > KN_SETUP_SLOW_MS || known);
             if (k->release && state) k->release(state);
             if (ts != KILN_OK) { kn_clear_error(); if (t == 0) { st = kn_error_context(ts, "step %d tactic 0", i); } continue; }
+            if (sets_up) {
+                if (known)
+                    KN_VERBOSE("step %d tactic %d (%s): %s sets its kernel up at each new shape; left out", i, t, tkey, fam);
+                else
+                    KN_VERBOSE("step %d tactic %d (%s): its first run at another shape took %.2f ms; %s left out", i, t,
+                               tkey, first_ms, fam[0] ? fam : "it is");
+                if (ms < best_setup_ms) { best_setup_ms = ms; best_setup = t; memcpy(best_setup_key, tkey, sizeof best_setup_key); }
+                continue;
+            }
             if (ms < best_ms) { best_ms = ms; best = t; memcpy(best_key, tkey, sizeof best_key); }
             if (!compiles && ms < best_pre_ms) { best_pre_ms = ms; best_pre = t; memcpy(best_pre_key, tkey, sizeof best_pre_key); }
             if (c->verbose && tl + 24 < sizeof times) {
@@ -315,6 +416,13 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
             }
         }
         if (st != KILN_OK) break;
+        if (best < 0 && best_setup >= 0) {
+            KN_WARN("step %d (%s): every tactic sets up per shape; tactic %d kept (new shapes will cost milliseconds)", i,
+                    a.node->name ? a.node->name : kn_op_name(a.node->op), best_setup);
+            best = best_setup;
+            best_ms = best_setup_ms;
+            memcpy(best_key, best_setup_key, sizeof best_key);
+        }
         if (best < 0) { st = kn_node_error(a.node, KILN_ERR_DEVICE, "no tactic of kernel %s ran", k->name); break; }
         /* a tactic that compiles per shape costs every new shape ~30 ms: it must be clearly faster */
         if (best != best_pre && best_pre >= 0 && best_ms * KN_COMPILED_TACTIC_GAIN > best_pre_ms) {
@@ -346,6 +454,7 @@ kiln_status kn_time_tactics(kiln_module *m, const kiln_build_config *c) {
         }
     }
     kn_free(ref); kn_free(got);
+    kn_free(setup.key);
     if (st == KILN_OK && c->timing_cache && tc.dirty) kn_tc_save(&tc, c->timing_cache);
     if (c->verbose)
         KN_INFO("tactics: %d steps timed, %d from the timing cache, %.1f ms", timed, cached, kn_now_ms() - t_start);

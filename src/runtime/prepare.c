@@ -26,7 +26,7 @@ typedef struct kn_prep_job {
 
 typedef struct kn_prep_worker {
     kn_prep_job *job;
-    int index; /* 1..threads */
+    int index; /* 1..threads-1; the caller is worker 0 */
     pthread_t thread;
     int started;
 } kn_prep_worker;
@@ -76,9 +76,8 @@ static void *kn_prep_thread(void *arg) {
     return NULL;
 }
 
-/* Prepares the listed steps on `threads` helper threads; the caller waits, then prepares what no
- * thread took (a thread the backend could not bind takes none). The caller itself takes none
- * while they run: its library handles are the session's, bound to the session's stream. */
+/* Prepares the listed steps on `threads` threads: the caller (with the session's own library
+ * handles) and threads-1 helpers; a helper the backend could not bind takes none. */
 static kiln_status kn_prepare_concurrent(kiln_session *s, kn_instance *in, const int *steps, int n, int threads) {
     kiln_status st = KILN_OK;
     kn_prep_job j = {.s = s, .in = in, .steps = steps, .n = n};
@@ -91,15 +90,15 @@ static kiln_status kn_prepare_concurrent(kiln_session *s, kn_instance *in, const
         st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory preparing a shape");
         goto done;
     }
-    for (int t = 0; t < threads; t++) {
-        w[t] = (kn_prep_worker){.job = &j, .index = t + 1};
+    for (int t = 1; t < threads; t++) {
+        w[t] = (kn_prep_worker){.job = &j, .index = t};
         w[t].started = pthread_create(&w[t].thread, NULL, kn_prep_thread, &w[t]) == 0;
     }
-    for (int t = 0; t < threads; t++)
-        if (w[t].started) pthread_join(w[t].thread, NULL);
     kn_prep_drain(&j);
+    for (int t = 1; t < threads; t++)
+        if (w[t].started) pthread_join(w[t].thread, NULL);
     for (int e = 0; e < n && st == KILN_OK; e++) {
-        if (!atomic_load(&j.done[e])) { /* cannot happen once the caller drained */
+        if (!atomic_load(&j.done[e])) { /* cannot happen: the caller drains until none is left */
             st = kn_error(KILN_ERR_INTERNAL, "step %d was not prepared", steps[e]);
         } else if (j.st[e] != KILN_OK) {
             st = kn_error(j.st[e], "%s", j.msg[e] ? j.msg[e] : "preparing the step failed");

@@ -1087,6 +1087,15 @@ static int kn_conv_tactic_key(const void *state, char *buf, size_t cap) {
     return n > 0 && (size_t)n < cap ? n : 0;
 }
 
+/* "cudnn:e<engine>" of a step prepared on a cuDNN plan (the engine part of its key). */
+static int kn_conv_setup_family(const void *state, char *buf, size_t cap) {
+    const kn_conv_state *s = state;
+    if (!s || !s->plan || !s->eng_key[0]) return 0;
+    int len = (int)strcspn(s->eng_key, ":");
+    int n = snprintf(buf, cap, "cudnn:%.*s", len, s->eng_key);
+    return n > 0 && (size_t)n < cap ? n : 0;
+}
+
 static int kn_conv_compiles_per_shape(const void *state) {
     const kn_conv_state *s = state;
     return s && s->plan && s->eng_rt;
@@ -1195,7 +1204,8 @@ static int kn_sup_conv(const kn_graph *g, const kn_node *n) {
 void kn_cuda_register_conv(kn_cuda_op *t) {
     kn_kernel k = {.name = "cudnn.conv", .run = kn_conv_run, .prepare = kn_conv_prepare, .release = kn_conv_state_free,
                    .num_tactics = kn_conv_num_tactics, .tactic_key = kn_conv_tactic_key,
-                   .compiles_per_shape = kn_conv_compiles_per_shape, .prepare_concurrent = 1};
+                   .compiles_per_shape = kn_conv_compiles_per_shape, .setup_family = kn_conv_setup_family,
+                   .prepare_concurrent = 1};
     t[KN_OP_Conv] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
     k.name = "cudnn.conv_transpose";
     t[KN_OP_ConvTranspose] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
