@@ -1,10 +1,12 @@
 # The two commands for a fresh machine:
 #   make demo   installs what is missing, builds, runs `kiln demo` (ResNet-18, latency, check)
 #   make test   installs what is missing, builds, runs every test (ctest)
-# Other targets: build, test-sanitize (ASan+UBSan build of the CPU tests), fuzz, gpu-test, clean.
+# Other targets: build, test-sanitize (ASan+UBSan build of the CPU tests, ThreadSanitizer build of
+# the tests that prepare on threads), fuzz, gpu-test, clean.
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DKILN_WERROR=ON
 
@@ -33,6 +35,12 @@ test-sanitize: deps
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|conformance|cli'
 	# the CLI running the demo under LeakSanitizer: exits non-zero on any leak
 	ASAN_OPTIONS=detect_leaks=1 $(ASAN_BUILD)/kiln demo --device cpu --seconds 0.05
+	# a new shape's preparation on helper threads (src/runtime/prepare.c) under ThreadSanitizer
+	cmake -S . -B $(TSAN_BUILD) -DKILN_WERROR=ON -DKILN_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_FLAGS="-fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread"
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_prepare test_tactics_setup
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/test_prepare
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/test_tactics_setup
 
 # libFuzzer over the ONNX importer and the engine loader, FUZZ_SECONDS each (default 60).
 fuzz: deps
@@ -43,4 +51,4 @@ gpu-test:
 	tests/gpu/run.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -243,9 +243,12 @@ typedef struct kiln_build_config {
                                          * (CUDA fp16/bf16 convolutions); default false */
     bool avoid_runtime_compilation;     /* leave out library kernels compiled for each new shape
                                          * (cuDNN's runtime-fusion engines, ~30-350 ms a shape and
-                                         * convolution): new shapes prepare in milliseconds, at some
-                                         * cost in speed (fused residuals run as a separate
-                                         * epilogue); kept in the module; default false */
+                                         * convolution) and, for a dynamic profile, engines whose
+                                         * first run at a new shape sets their kernel up (measured
+                                         * while timing tactics): new shapes prepare in
+                                         * milliseconds, at some cost in speed (fused residuals run
+                                         * as a separate epilogue); kept in the module; default
+                                         * false */
 } kiln_build_config;
 
 /* Fills the defaults: AUTO device 0, fp32, min_block_size 5, optimize, time tactics. */

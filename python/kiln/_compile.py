@@ -400,8 +400,8 @@ def compile(model, inputs=None, *, ir=None, arg_inputs=None, min_block_size=5,
     a failed engine build is an error instead of a fallback. enabled_precisions: torch dtypes or
     "fp32"/"tf32"/"fp16"/"bf16"; the fastest allowed is used. device: "cuda", "cuda:N", "cpu" or
     None (CUDA when torch and kiln both see a GPU). avoid_runtime_compilation: no library kernels
-    compiled per shape (cuDNN runtime fusion), so a new shape prepares in milliseconds, at some
-    cost in speed. `ir` is accepted for seed compatibility and
+    compiled or set up per shape (cuDNN runtime fusion, engines that pick a kernel per shape), so a
+    new shape takes milliseconds, at some cost in speed. `ir` is accepted for seed compatibility and
     ignored (kiln always compiles ahead of time)."""
     from ._module import CompiledModule
 

@@ -469,9 +469,9 @@ void kc_build_help(FILE *f, int shapes_are_profile) {
             "                              a failed engine build is an error, not a fallback\n"
             "  --device cpu|cuda[:N]|auto  where to build and run (default auto: CUDA when present)\n"
             "  --timing-cache FILE         reuse and update tactic timings in FILE\n"
-            "  --avoid-runtime-compilation no library kernels compiled for each new shape (cuDNN's\n"
-            "                              runtime fusion): a new shape prepares in milliseconds, at\n"
-            "                              some cost in speed\n"
+            "  --avoid-runtime-compilation no library kernels compiled or set up for each new shape\n"
+            "                              (cuDNN's runtime fusion, engines that pick a kernel per\n"
+            "                              shape): a new shape takes milliseconds, at some cost in speed\n"
             "  --verbose, -v               log the passes and the build on stderr\n"
             "Missing profile parts are filled in: opt from %s, min and max from opt.\n",
             shapes_are_profile ? "max (else min)" : "--shapes (else max, else min)");
