@@ -276,6 +276,66 @@ static void test_resnet18(void) {
     kiln_graph_free(g);
 }
 
+/* ResNet-50 fp16 (built to avoid runtime compilation, so every convolution prepares from its
+ * stored engine config) at several batch sizes in one session that keeps one shape's graphs:
+ * convolutions of the same graph share a cuDNN plan per shape (cuda_conv.c, "shared plans"), an
+ * evicted shape releases its plans and a later one builds them again. Each batch against the
+ * fp32 CPU run at that batch. */
+static void test_resnet50_shapes(void) {
+    kiln_graph *g = NULL;
+    KT_OK(kiln_resnet_build(50, 64, 11, &g));
+    if (!g) return;
+    kiln_input_profile p = {.name = "x", .rank = 4, .min = {1, 3, 64, 64}, .opt = {2, 3, 64, 64}, .max = {3, 3, 64, 64}};
+    kt_opts o = {.profiles = &p, .n_profiles = 1, .min_block_size = 5, .optimize = true};
+    kiln_module *ref = kt_compile(g, &o);
+    kiln_build_config c;
+    o.precision = KILN_PRECISION_FP16;
+    kt_config(&c, &o);
+    c.device = KILN_DEVICE_CUDA;
+    c.avoid_runtime_compilation = true;
+    kiln_module *m = NULL;
+    KT_OK(kiln_compile(g, &c, &m));
+    kiln_session *s = NULL;
+    if (m) KT_OK(kiln_session_create(m, &s));
+    if (s) {
+        KT_OK(kiln_session_set_cudagraphs_mode(s, KILN_CUDAGRAPHS_WHOLE));
+        KT_OK(kiln_session_set_graph_cache_size(s, 1));
+    }
+    float *x = malloc((size_t)3 * 3 * 64 * 64 * sizeof(float)), *y = malloc((size_t)3 * 1000 * sizeof(float));
+    if (x) kt_fill_uniform(x, 3 * 3 * 64 * 64, -1, 1);
+    static const int batches[] = {1, 2, 1, 3, 2, 3};
+    for (int i = 0; s && ref && x && y && i < (int)(sizeof batches / sizeof batches[0]); i++) {
+        int64_t dims[1][KILN_MAX_RANK] = {{batches[i], 3, 64, 64}};
+        float *a[1] = {0};
+        int64_t na[1] = {0};
+        float *xs[1] = {x};
+        if (!kt_run(ref, xs, (const int64_t(*)[KILN_MAX_RANK])dims, a, na)) continue;
+        kiln_tensor in = {.data = x, .dtype = KILN_F32, .rank = 4, .dims = {batches[i], 3, 64, 64}, .device = KILN_DEVICE_CPU};
+        kiln_tensor out = {.data = y, .device = KILN_DEVICE_CPU};
+        kiln_status st = kiln_session_run(s, &in, 1, &out, 1);
+        if (st == KILN_OK) st = kiln_session_synchronize(s);
+        KT_CHECK(st == KILN_OK, "resnet50 batch %d: %s", batches[i], kiln_last_error());
+        int64_t n = kn_numel(out.rank, out.dims);
+        KT_CHECK(st != KILN_OK || n == na[0], "resnet50 batch %d: %lld outputs, the CPU has %lld", batches[i],
+                 (long long)n, (long long)na[0]);
+        if (st == KILN_OK && n == na[0]) {
+            double err = kt_max_rel_err(y, a[0], n);
+            KT_CHECK(err <= 2e-2, "resnet50 batch %d (run %d): fp16 differs from fp32 CPU by %g of the output scale",
+                     batches[i], i, err);
+        }
+        free(a[0]);
+    }
+    kiln_counters cn = {0};
+    if (s) KT_OK(kiln_session_counters(s, &cn));
+    KT_CHECK(cn.evictions >= 5, "one graph kept: every change of batch evicts one, got %llu", (unsigned long long)cn.evictions);
+    free(x);
+    free(y);
+    kiln_session_free(s);
+    kiln_module_free(m);
+    kiln_module_free(ref);
+    kiln_graph_free(g);
+}
+
 int main(void) {
     if (!kn_backend_cuda()) {
         printf("SKIP: no CUDA device\n");
@@ -284,6 +344,7 @@ int main(void) {
     kt_seed(10);
     test_small_graphs();
     test_resnet18();
+    test_resnet50_shapes();
     test_igemm();
     /* ResNet-18 once more on kiln's convolutions alone */
     g_no_timing = true;

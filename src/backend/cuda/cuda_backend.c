@@ -238,6 +238,7 @@ static void kn_cuda_session_free(void *ctx) {
     if (cudaGetDevice(&cur) == cudaSuccess && cur != c->device) cudaSetDevice(c->device);
     if (c->own_stream) cudaStreamSynchronize(c->own_stream);
     if (c->stream && c->stream != c->own_stream) cudaStreamSynchronize(c->stream);
+    kn_dnn_shared_free_all(c);
     for (int i = 0; i < c->n_kcache; i++) cudnnBackendDestroyDescriptor(c->kcache[i].cache);
     kn_free(c->kcache);
     for (int i = 0; i < KN_CUDA_PREP_WORKERS; i++)
@@ -252,6 +253,7 @@ static void kn_cuda_session_free(void *ctx) {
     if (c->own_stream) cudaStreamDestroy(c->own_stream);
     (void)cudaGetLastError();
     if (cur >= 0 && cur != c->device) cudaSetDevice(cur);
+    pthread_cond_destroy(&c->shared_ready);
     pthread_mutex_destroy(&c->lock);
     kn_free(c);
 }
@@ -277,6 +279,11 @@ static kiln_status kn_cuda_session_init(const struct kiln_module *m, size_t aren
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
         kn_free(c);
         return kn_error(KILN_ERR_INTERNAL, "cannot make the CUDA session's lock");
+    }
+    if (pthread_cond_init(&c->shared_ready, NULL) != 0) {
+        pthread_mutex_destroy(&c->lock);
+        kn_free(c);
+        return kn_error(KILN_ERR_INTERNAL, "cannot make the CUDA session's condition variable");
     }
     c->device = m->device_index;
     c->precision = m->precision;
@@ -324,9 +331,13 @@ kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
     return st;
 }
 
+size_t kn_cuda_dnn_ws_limit_locked(const kn_cuda_ctx *c) {
+    return c->recording || c->live_graphs > 0 ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+}
+
 size_t kn_cuda_dnn_ws_limit(kn_cuda_ctx *c) {
     pthread_mutex_lock(&c->lock);
-    size_t limit = c->recording || c->live_graphs > 0 ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+    size_t limit = kn_cuda_dnn_ws_limit_locked(c);
     pthread_mutex_unlock(&c->lock);
     return limit;
 }

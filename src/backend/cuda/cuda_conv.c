@@ -73,12 +73,64 @@ typedef struct kn_conv_state {
     int eng_rt;          /* that engine compiles its kernel at run time (cuDNN's behaviour note) */
     const char *use_eng; /* set: build this engine config instead of asking the heuristics */
     int dynamic;         /* the graph is built with dynamic shapes, its plan with the step's kernel cache */
+    struct kn_dnn_shared *shared; /* set: `plan` is that shared plan's (not owned) */
+    kn_cuda_ctx *shared_ctx;
 } kn_conv_state;
 
-/* Drops the plan and the descriptors it was built from, to build another graph. */
+/* ---- shared plans ------------------------------------------------------------------------------
+ * Steps whose cuDNN graph and stored engine config are the same at a shape (ResNet-50 has 37
+ * cuDNN convolutions, about 20 distinct) share one plan: built once per session and shape by the
+ * first step that needs it, counted by reference, freed with its last user. A step that finds it
+ * being built on another preparation thread waits for it. Everything here holds the context's
+ * lock. */
+#define KN_DNN_SIG_MAX 640
+
+typedef struct kn_dnn_shared {
+    char sig[KN_DNN_SIG_MAX]; /* the graph's description and the engine config (kn_conv_signature) */
+    int refs, waiters;
+    int ready, failed;
+    cudnnBackendDescriptor_t plan;
+    int64_t ws;
+    int n_desc;
+    cudnnBackendDescriptor_t desc[KN_DNN_MAX_DESC]; /* what the plan was built from */
+} kn_dnn_shared;
+
+static void kn_dnn_shared_destroy(kn_dnn_shared *e) {
+    if (e->plan) cudnnBackendDestroyDescriptor(e->plan);
+    for (int i = e->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(e->desc[i]);
+    kn_free(e);
+}
+
+/* Unlinks and frees e (lock held). */
+static void kn_dnn_shared_remove(kn_cuda_ctx *c, kn_dnn_shared *e) {
+    for (int i = 0; i < c->n_shared; i++)
+        if (c->shared[i] == e) {
+            c->shared[i] = c->shared[--c->n_shared];
+            break;
+        }
+    kn_dnn_shared_destroy(e);
+}
+
+static void kn_dnn_shared_release(kn_cuda_ctx *c, kn_dnn_shared *e) {
+    pthread_mutex_lock(&c->lock);
+    if (--e->refs == 0 && e->waiters == 0) kn_dnn_shared_remove(c, e);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void kn_dnn_shared_free_all(kn_cuda_ctx *c) {
+    for (int i = 0; i < c->n_shared; i++) kn_dnn_shared_destroy(c->shared[i]);
+    kn_free(c->shared);
+    c->shared = NULL;
+    c->n_shared = c->cap_shared = 0;
+}
+
+/* Drops the plan (or the reference to a shared one) and the descriptors it was built from, to
+ * build another graph. */
 static void kn_conv_drop_plans(kn_conv_state *s) {
-    if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
+    if (s->shared) kn_dnn_shared_release(s->shared_ctx, s->shared);
+    else if (s->plan) cudnnBackendDestroyDescriptor(s->plan);
     for (int i = s->n_desc - 1; i >= 0; i--) cudnnBackendDestroyDescriptor(s->desc[i]);
+    s->shared = NULL;
     s->plan = NULL;
     s->n_plans = s->n_desc = s->n_tactics = 0;
 }
@@ -838,6 +890,94 @@ static kiln_status kn_conv_cpad_buffers(const kn_kernel_args *a, kn_conv_state *
     return kn_cuda_reserve_dnn_ws(kn_cuda_ctx_of(a), (size_t)s->plan_ws);
 }
 
+/* Everything the cuDNN graph of this step and its plan depend on, with the stored tactic key; 0
+ * when it does not fit (the step then builds its own plan). */
+static int kn_conv_signature(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g, const char *key,
+                             char *buf, size_t cap) {
+    size_t n = 0;
+#define KN_SIG(...)                                                                  \
+    do {                                                                             \
+        int w_ = snprintf(buf + n, cap - n, __VA_ARGS__);                            \
+        if (w_ < 0 || (size_t)w_ >= cap - n) return 0;                               \
+        n += (size_t)w_;                                                             \
+    } while (0)
+    KN_SIG("%s|t%d h%d d%d b%d r%d a%d:%a:%a s%d|", key, s->transpose, s->nhwc, (int)a->in[0].dtype, s->has_bias,
+           s->has_res, s->act, s->act_alpha, s->act_beta, g->cnsp);
+    for (int i = 0; i < 2 + g->cnsp; i++) KN_SIG("%lld,%lld,%lld;", (long long)g->x[i], (long long)g->w[i], (long long)g->y[i]);
+    for (int i = 0; i < g->cnsp; i++)
+        KN_SIG("%lld,%lld,%lld,%lld;", (long long)g->stride[i], (long long)g->dil[i], (long long)g->pre[i],
+               (long long)g->post[i]);
+    KN_SIG("al%lld,%lld,%lld,%lld,%lld", (long long)kn_dnn_align(a->in[0].data), (long long)kn_dnn_align(a->in[1].data),
+           (long long)kn_dnn_align(a->out[0].data), (long long)(s->has_bias ? kn_dnn_align(a->in[2].data) : 0),
+           (long long)(s->has_res ? kn_dnn_align(a->in[3].data) : 0));
+#undef KN_SIG
+    return 1;
+}
+
+/* The stored engine config's plan for graph variant `fused`, shared with the session's other
+ * steps of the same signature (see "shared plans" above); builds its own where it cannot share. */
+static kiln_status kn_conv_plan_shared(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g, int fused,
+                                       const char *key) {
+    kn_cuda_ctx *c = kn_cuda_ctx_of(a);
+    char sig[KN_DNN_SIG_MAX];
+    if (!c || !kn_conv_signature(a, s, g, key, sig, sizeof sig)) return kn_conv_build(a, s, g, fused, 0);
+    pthread_mutex_lock(&c->lock);
+    kn_dnn_shared *e = NULL;
+    for (int i = 0; i < c->n_shared && !e; i++)
+        if (strcmp(c->shared[i]->sig, sig) == 0) e = c->shared[i];
+    if (e) {
+        e->waiters++;
+        while (!e->ready) pthread_cond_wait(&c->shared_ready, &c->lock);
+        e->waiters--;
+        int usable = !e->failed && (size_t)e->ws <= kn_cuda_dnn_ws_limit_locked(c);
+        if (usable) {
+            e->refs++;
+            s->shared = e;
+            s->shared_ctx = c;
+            s->plan = e->plan;
+            s->plan_ws = e->ws;
+            s->n_plans = s->n_tactics = 1;
+            snprintf(s->eng_key, sizeof s->eng_key, "%s", s->use_eng);
+        } else if (e->refs == 0 && e->waiters == 0) {
+            kn_dnn_shared_remove(c, e);
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (!usable) return kn_conv_build(a, s, g, fused, 0);
+        KN_VERBOSE("cuda: %s '%s': plan shared with an earlier step of the same graph and engine", kn_op_name(a->node->op),
+                   a->node->name ? a->node->name : "");
+        return KILN_OK;
+    }
+    e = kn_calloc(1, sizeof *e);
+    if (!e || KN_GROW(c->shared, c->cap_shared, c->n_shared + 1) != KILN_OK) {
+        pthread_mutex_unlock(&c->lock);
+        kn_free(e);
+        kn_clear_error();
+        return kn_conv_build(a, s, g, fused, 0);
+    }
+    memcpy(e->sig, sig, sizeof sig);
+    c->shared[c->n_shared++] = e;
+    pthread_mutex_unlock(&c->lock);
+    kiln_status st = kn_conv_build(a, s, g, fused, 0);
+    pthread_mutex_lock(&c->lock);
+    e->ready = 1;
+    if (st == KILN_OK && s->plan) { /* the entry takes the plan and its descriptors over */
+        e->plan = s->plan;
+        e->ws = s->plan_ws;
+        e->n_desc = s->n_desc;
+        memcpy(e->desc, s->desc, sizeof(s->desc[0]) * (size_t)s->n_desc);
+        s->n_desc = 0;
+        e->refs = 1;
+        s->shared = e;
+        s->shared_ctx = c;
+    } else {
+        e->failed = 1;
+        if (e->waiters == 0) kn_dnn_shared_remove(c, e);
+    }
+    pthread_cond_broadcast(&c->shared_ready);
+    pthread_mutex_unlock(&c->lock);
+    return st;
+}
+
 /* The step from its tactic key "cudnn1:f<fused>:p<padded>:r<runtime>:<engine config>": the graph variant
  * and the engine config that won when the builder timed the tactic, built at this shape without
  * a heuristics query (docs/DESIGN.md, "Convolution tactics"). An error when the key does not
@@ -872,7 +1012,7 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
             st = KILN_ERR_UNSUPPORTED;
         }
     }
-    if (st != KILN_OK) st = kn_conv_build(a, s, &pg, fused, 0);
+    if (st != KILN_OK) st = rt || pad ? kn_conv_build(a, s, &pg, fused, 0) : kn_conv_plan_shared(a, s, &pg, fused, key);
     s->use_eng = NULL;
     s->cpad = 0;
     KN_TRY(st);

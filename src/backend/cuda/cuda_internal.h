@@ -49,6 +49,11 @@ typedef struct kn_cuda_ctx {
     char record_msg[1024];
     const kn_node *last_node; /* the last step launched (for messages) */
     int live_graphs;          /* recorded graphs not yet freed */
+    /* cuDNN plans shared by the steps of one shape with the same graph and engine config
+     * (cuda_conv.c, "shared plans"), under `lock`; `shared_ready` wakes steps waiting for one */
+    struct kn_dnn_shared **shared;
+    int n_shared, cap_shared;
+    pthread_cond_t shared_ready;
     /* cuDNN kernel caches, one per step and graph variant, for engines that compile their kernel at
      * run time: on a dynamic-shape graph a new shape binds the kernel compiled at an earlier one */
     struct kn_dnn_kcache *kcache;
@@ -140,8 +145,11 @@ kiln_status kn_cuda_malloc(void **p, size_t bytes, const char *what);
 /* Makes the session's cuDNN workspace at least `bytes` (outside any capture; refuses while a
  * recorded graph could still use the old buffer). Any thread that prepares. */
 kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes);
+/* Frees the shared cuDNN plans still held (cuda_conv.c), at the end of a session. */
+void kn_dnn_shared_free_all(kn_cuda_ctx *c);
 /* The most workspace a plan may ask for now: the current size while graphs use it. */
 size_t kn_cuda_dnn_ws_limit(kn_cuda_ctx *c);
+size_t kn_cuda_dnn_ws_limit_locked(const kn_cuda_ctx *c); /* the same, with c->lock held */
 /* The cuDNN handle for building plans on this thread: a preparation thread's own, else the
  * session's (c may be NULL outside a session: then NULL). */
 cudnnHandle_t kn_cuda_dnn_for_thread(kn_cuda_ctx *c);
