@@ -1,9 +1,11 @@
 /* Preparing a new shape on helper threads (src/runtime/prepare.c), through the CPU backend with
  * its kernels wrapped: every step is marked prepare_concurrent and the backend gets worker hooks
  * that count bindings and can refuse them. Checked: each step is prepared exactly once per shape,
- * helpers numbered 1..n-1 beside the caller; a failure names the first failing step in step
- * order whichever thread met it, and the session stays usable; refused workers leave the steps to
- * the caller; KILN_PREPARE_THREADS=1 starts no thread; outputs match plain C math throughout. */
+ * helpers numbered 1..n-1 beside the caller, which prepares the steps not marked first; a
+ * failure there is reported first, else the first failing step of the helpers' in step order
+ * whichever thread met it, and the session stays usable;
+ * refused workers leave the steps to the caller; KILN_PREPARE_THREADS=1 starts no thread;
+ * outputs match plain C math throughout. */
 #include "testlib.h"
 
 #include "build/module.h"
@@ -172,6 +174,35 @@ static void test_failure_order(kiln_module *m) {
     kiln_session_free(s);
 }
 
+/* Steps 0 and 4 stay with the caller (not prepare_concurrent), which prepares them before the
+ * helpers start: a failure there is reported first; otherwise the first failing step among the
+ * helpers' in step order. */
+static void test_mixed(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "4", 1);
+    wrapped[0].prepare_concurrent = wrapped[4].prepare_concurrent = 0;
+    kiln_session *s = NULL;
+    KT_OK(kiln_session_create(m, &s));
+    reset_counts();
+    KT_OK(run(s, 2));
+    KT_CHECK(count_where(prepared, 1) == n_steps, "mixed: every step prepared once");
+    KT_CHECK(atomic_load(&off_main[0]) == 0 && atomic_load(&off_main[4]) == 0, "mixed: the caller's steps stay on it");
+    static const int fails[3][3] = {{4, 6, 4}, {1, 4, 4}, {7, 1, 1}}; /* failing steps, the one reported */
+    for (int c = 0; c < 3; c++) {
+        fail_step[0] = fails[c][0];
+        fail_step[1] = fails[c][1];
+        char want[64];
+        snprintf(want, sizeof want, "injected failure at step %d", fails[c][2]);
+        for (int rep = 0; rep < 10; rep++) {
+            reset_counts();
+            KT_FAILS(run(s, 3 + rep % 2), KILN_ERR_INVALID_ARGUMENT, want);
+        }
+    }
+    fail_step[0] = fail_step[1] = -1;
+    KT_OK(run(s, 3));
+    kiln_session_free(s);
+    wrapped[0].prepare_concurrent = wrapped[4].prepare_concurrent = 1;
+}
+
 static void test_refused_workers(kiln_module *m) {
     setenv("KILN_PREPARE_THREADS", "3", 1);
     atomic_store(&refuse_workers, 1);
@@ -205,6 +236,7 @@ int main(void) {
     if (m) {
         test_threads(m);
         test_failure_order(m);
+        test_mixed(m);
         test_refused_workers(m);
         test_one_thread(m);
         m->backend = kn_backend_cpu(); /* the module frees through its own backend */
