@@ -132,6 +132,33 @@ static void pool(kiln_graph *g, const char *op, const char *name, const char *x,
     kt_node_attrs(g, op, name, 1, in, y, 3, a);
 }
 
+/* A conv, a strided 3x3 depthwise conv with bias, HardSwish, and a GAP + Flatten + Gemm head. */
+static kiln_graph *dw_head_graph(const int64_t *xd) {
+    kiln_graph *g = new_graph(xd);
+    kt_conv(g, "c1", "x", "a", 8, 16, 3, 1);
+    int64_t dwd[4] = {16, 1, 3, 3}, dbd[1] = {16};
+    kt_const(g, "dw.w", 4, dwd, -0.5f, 0.5f);
+    kt_const(g, "dw.b", 1, dbd, -0.5f, 0.5f);
+    {
+        const int64_t ks[2] = {3, 3}, pd[4] = {1, 1, 1, 1}, st[2] = {2, 2};
+        kiln_attr a[4] = {kiln_attr_ints("kernel_shape", 2, ks), kiln_attr_ints("pads", 4, pd),
+                          kiln_attr_ints("strides", 2, st), kiln_attr_int("group", 16)};
+        const char *in[3] = {"a", "dw.w", "dw.b"};
+        kt_node_attrs(g, "Conv", "dw", 3, in, "b", 4, a);
+    }
+    kt_node(g, "HardSwish", "hs", "b", NULL, "c");
+    kt_node(g, "GlobalAveragePool", "gap", "c", NULL, "d");
+    kt_node(g, "Flatten", "fl", "d", NULL, "e");
+    int64_t wd[2] = {10, 16}, bd[1] = {10};
+    kt_const(g, "fc.w", 2, wd, -0.5f, 0.5f);
+    kt_const(g, "fc.b", 1, bd, -0.5f, 0.5f);
+    kiln_attr tb = kiln_attr_int("transB", 1);
+    const char *gin[3] = {"e", "fc.w", "fc.b"};
+    kt_node_attrs(g, "Gemm", "fc", 3, gin, "y", 1, &tb);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    return g;
+}
+
 static void test_small_graphs(void) {
     static const int64_t xd[1][4] = {{2, 8, 9, 10}};
     kt_opts o = {0};
@@ -166,29 +193,7 @@ static void test_small_graphs(void) {
     check(g, "forced fallback MaxPool", 1, xd, forced, 1e-2, 3);
     kiln_graph_free(g);
 
-    /* GAP + Flatten + Gemm head, and a depthwise conv */
-    g = new_graph(xd[0]);
-    kt_conv(g, "c1", "x", "a", 8, 16, 3, 1);
-    int64_t dwd[4] = {16, 1, 3, 3}, dbd[1] = {16};
-    kt_const(g, "dw.w", 4, dwd, -0.5f, 0.5f);
-    kt_const(g, "dw.b", 1, dbd, -0.5f, 0.5f);
-    {
-        const int64_t ks[2] = {3, 3}, pd[4] = {1, 1, 1, 1}, st[2] = {2, 2};
-        kiln_attr a[4] = {kiln_attr_ints("kernel_shape", 2, ks), kiln_attr_ints("pads", 4, pd),
-                          kiln_attr_ints("strides", 2, st), kiln_attr_int("group", 16)};
-        const char *in[3] = {"a", "dw.w", "dw.b"};
-        kt_node_attrs(g, "Conv", "dw", 3, in, "b", 4, a);
-    }
-    kt_node(g, "HardSwish", "hs", "b", NULL, "c");
-    kt_node(g, "GlobalAveragePool", "gap", "c", NULL, "d");
-    kt_node(g, "Flatten", "fl", "d", NULL, "e");
-    int64_t wd[2] = {10, 16}, bd[1] = {10};
-    kt_const(g, "fc.w", 2, wd, -0.5f, 0.5f);
-    kt_const(g, "fc.b", 1, bd, -0.5f, 0.5f);
-    kiln_attr tb = kiln_attr_int("transB", 1);
-    const char *gin[3] = {"e", "fc.w", "fc.b"};
-    kt_node_attrs(g, "Gemm", "fc", 3, gin, "y", 1, &tb);
-    KT_OK(kiln_graph_add_output(g, "y"));
+    g = dw_head_graph(xd[0]);
     check(g, "depthwise + GAP head", 1, xd, o, 1e-2, 2);
     kiln_graph_free(g);
 
@@ -346,9 +351,15 @@ int main(void) {
     test_resnet18();
     test_resnet50_shapes();
     test_igemm();
-    /* ResNet-18 once more on kiln's convolutions alone */
+    /* ResNet-18 and the depthwise graph once more on kiln's convolutions alone */
     g_no_timing = true;
     test_resnet18();
+    {
+        static const int64_t xd[1][4] = {{2, 8, 9, 10}};
+        kiln_graph *g = dw_head_graph(xd[0]);
+        check(g, "depthwise + GAP head, kiln's depthwise kernel", 1, xd, (kt_opts){0}, 1e-2, 2);
+        kiln_graph_free(g);
+    }
     g_no_timing = false;
     g_prec = KILN_PRECISION_TF32;
     test_small_graphs();

@@ -798,26 +798,31 @@ static int kn_conv_dw_eligible(const kn_kernel_args *a, const kn_conv_state *s, 
     return 1; /* the planner aligns every buffer to 256 bytes; the launch checks 16 */
 }
 
-static void kn_conv_dw_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g) {
-    knc_dwconv *p = &s->dw;
-    memset(p, 0, sizeof *p);
-    p->dtype = a->in[0].dtype;
-    p->n = (int)g->x[0];
-    p->c = (int)g->x[1];
-    p->h = (int)g->x[2];
-    p->w = (int)g->x[3];
-    p->oh = (int)g->y[2];
-    p->ow = (int)g->y[3];
-    p->r = (int)g->w[2];
-    p->s = (int)g->w[3];
+/* The 2-D geometry and epilogue activation kiln's NHWC kernels share, from cuDNN's view of it. */
+static knc_conv2d kn_conv2d_of(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g) {
+    knc_conv2d c = {.dtype = a->in[0].dtype,
+                    .n = (int)g->x[0],
+                    .c = (int)g->x[1],
+                    .h = (int)g->x[2],
+                    .w = (int)g->x[3],
+                    .oh = (int)g->y[2],
+                    .ow = (int)g->y[3],
+                    .r = (int)g->w[2],
+                    .s = (int)g->w[3],
+                    .act = s->act,
+                    .alpha = s->act_alpha,
+                    .beta = s->act_beta};
     for (int d = 0; d < 2; d++) {
-        p->stride[d] = (int)g->stride[d];
-        p->dil[d] = (int)g->dil[d];
-        p->pad[d] = (int)g->pre[d];
+        c.stride[d] = (int)g->stride[d];
+        c.dil[d] = (int)g->dil[d];
+        c.pad[d] = (int)g->pre[d];
     }
-    p->act = s->act;
-    p->alpha = s->act_alpha;
-    p->beta = s->act_beta;
+    return c;
+}
+
+static void kn_conv_dw_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g) {
+    memset(&s->dw, 0, sizeof s->dw);
+    s->dw.g = kn_conv2d_of(a, s, g);
 }
 
 /* Whether kiln's implicit-GEMM kernel competes: a 2-D NHWC f16/bf16 convolution with one group,
@@ -840,24 +845,8 @@ static int kn_conv_ig_eligible(const kn_kernel_args *a, const kn_conv_state *s, 
 static void kn_conv_ig_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_conv_geom *g) {
     knc_igemm *p = &s->ig;
     memset(p, 0, sizeof *p);
-    p->dtype = a->in[0].dtype;
-    p->n = (int)g->x[0];
-    p->c = (int)g->x[1];
-    p->h = (int)g->x[2];
-    p->w_in = (int)g->x[3];
+    p->g = kn_conv2d_of(a, s, g);
     p->k = (int)g->y[1];
-    p->oh = (int)g->y[2];
-    p->ow = (int)g->y[3];
-    p->r = (int)g->w[2];
-    p->s = (int)g->w[3];
-    for (int d = 0; d < 2; d++) {
-        p->stride[d] = (int)g->stride[d];
-        p->dil[d] = (int)g->dil[d];
-        p->pad[d] = (int)g->pre[d];
-    }
-    p->act = s->act;
-    p->alpha = s->act_alpha;
-    p->beta = s->act_beta;
     int dev = 0, sms = 132;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
         (void)cudaGetLastError(); /* not left for a later launch check to report */

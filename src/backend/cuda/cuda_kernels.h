@@ -151,14 +151,20 @@ cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s);
 
 /* Depthwise 2-D convolution of NHWC f16/bf16 data (group == C == K, C % 8 == 0): a thread per 8
  * channels of an output pixel, bias, residual (NHWC like y) and activation fused. w is [C, R, S]. */
-typedef struct knc_dwconv {
+/* What kiln's 2-D NHWC convolution kernels share: X [n, h, w, c] -> Y [n, oh, ow, k] through an
+ * r x s window, and the epilogue's activation. */
+typedef struct knc_conv2d {
     kiln_dtype dtype;
     int n, c, h, w, oh, ow, r, s;
     int stride[2], dil[2], pad[2];
-    const void *x, *wt, *bias, *res;
-    void *y;
     int act;
     float alpha, beta;
+} knc_conv2d;
+
+typedef struct knc_dwconv {
+    knc_conv2d g; /* k == c */
+    const void *x, *wt, *bias, *res;
+    void *y;
 } knc_dwconv;
 cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s);
 
@@ -170,13 +176,10 @@ cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s);
  * layer on 7x7 pixels) still fills the card. Bias [K], residual (NHWC like y) and activation
  * are fused. w is KRSC. */
 typedef struct knc_igemm {
-    kiln_dtype dtype;
+    knc_conv2d g;
+    int k;
     const void *x, *w, *bias, *res;
     void *y;
-    int n, h, w_in, c, k, r, s, oh, ow;
-    int stride[2], dil[2], pad[2];
-    int act;
-    float alpha, beta;
     int splits;
 } knc_igemm;
 /* The split count for this shape on a card of `sms` SMs (the launch takes any of 1, 2, 4, 8, 16). */

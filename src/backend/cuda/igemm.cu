@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(THREADS) igemm_kernel(const __grid_constant__ 
     cg::cluster_group cluster = cg::this_cluster();
     const int S = p.splits, split = (int)cluster.block_rank();
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-    const int M = p.n * p.oh * p.ow, K = p.k, C = p.c, R = p.r, SW = p.s, H = p.h, W = p.w_in;
+    const int M = p.g.n * p.g.oh * p.g.ow, K = p.k, C = p.g.c, R = p.g.r, SW = p.g.s, H = p.g.h, W = p.g.w;
     const int kred = R * SW * C;
     const int m0 = (blockIdx.x % m_tiles) * BM, n0 = (blockIdx.x / m_tiles) * BN;
     const int per = (k_tiles + S - 1) / S, kt0 = split * per;
@@ -87,10 +87,10 @@ __global__ void __launch_bounds__(THREADS) igemm_kernel(const __grid_constant__ 
     for (int i = 0; i < LOADS; i++) {
         const int row = (tid + THREADS * i) / CPR, m = m0 + row, n = n0 + row;
         a_ok[i] = m < M;
-        const int mm = a_ok[i] ? m : 0, ow = mm % p.ow, oh = (mm / p.ow) % p.oh, b = mm / (p.ow * p.oh);
+        const int mm = a_ok[i] ? m : 0, ow = mm % p.g.ow, oh = (mm / p.g.ow) % p.g.oh, b = mm / (p.g.ow * p.g.oh);
         a_base[i] = b * H * W;
-        a_ih[i] = oh * p.stride[0] - p.pad[0];
-        a_iw[i] = ow * p.stride[1] - p.pad[1];
+        a_ih[i] = oh * p.g.stride[0] - p.g.pad[0];
+        a_iw[i] = ow * p.g.stride[1] - p.g.pad[1];
         b_ok[i] = n < K;
         b_row[i] = b_ok[i] ? n : 0;
     }
@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(THREADS) igemm_kernel(const __grid_constant__ 
 #pragma unroll
         for (int i = 0; i < LOADS; i++) {
             const int q = tid + THREADS * i, row = q / CPR, kc = kc0;
-            const int ih = a_ih[i] + rx * p.dil[0], iw = a_iw[i] + sx * p.dil[1];
+            const int ih = a_ih[i] + rx * p.g.dil[0], iw = a_iw[i] + sx * p.g.dil[1];
             const bool ok = a_ok[i] && in_k && ih >= 0 && ih < H && iw >= 0 && iw < W;
             cp_async16(As + row * LDS + kc, ok ? X + ((size_t)(a_base[i] + ih * W + iw) * C + c) : X, ok);
             const bool okb = b_ok[i] && in_k;
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(THREADS) igemm_kernel(const __grid_constant__ 
             v0 += r.x;
             v1 += r.y;
         }
-        store2<T>(Y + o, act_apply<float>(p.act, v0, p.alpha, p.beta), act_apply<float>(p.act, v1, p.alpha, p.beta));
+        store2<T>(Y + o, act_apply<float>(p.g.act, v0, p.g.alpha, p.g.beta), act_apply<float>(p.g.act, v1, p.g.alpha, p.g.beta));
     }
     cluster.sync(); // no block leaves while another still reads its shared memory
 }
@@ -223,8 +223,8 @@ __global__ void __launch_bounds__(THREADS) igemm_kernel(const __grid_constant__ 
 } // namespace
 
 extern "C" int knc_igemm_splits(const knc_igemm *p, int sms) {
-    const int64_t M = (int64_t)p->n * p->oh * p->ow, tiles = ((M + BM - 1) / BM) * ((p->k + BN - 1) / BN);
-    const int64_t k_tiles = ((int64_t)p->r * p->s * p->c + BK - 1) / BK;
+    const int64_t M = (int64_t)p->g.n * p->g.oh * p->g.ow, tiles = ((M + BM - 1) / BM) * ((p->k + BN - 1) / BN);
+    const int64_t k_tiles = ((int64_t)p->g.r * p->g.s * p->g.c + BK - 1) / BK;
     // Splits while the blocks stay within about 1.6 per SM and each keeps 4 reduction steps. On
     // an H100 (scratch runs of this kernel at every split, batch 1 unless named): ResNet's 7x7x512
     // layer took 47 us unsplit and 8.6 us 16-way (cuDNN 11); 14x14x256 6.9 us 8-way (16-way
@@ -235,13 +235,13 @@ extern "C" int knc_igemm_splits(const knc_igemm *p, int sms) {
 }
 
 extern "C" cudaError_t knc_igemm_launch(const knc_igemm *p, cudaStream_t s) {
-    const int64_t M = (int64_t)p->n * p->oh * p->ow;
+    const int64_t M = (int64_t)p->g.n * p->g.oh * p->g.ow;
     if (M <= 0 || p->k <= 0) return cudaSuccess;
     const int S = p->splits;
-    if ((p->dtype != KILN_F16 && p->dtype != KILN_BF16) || p->c <= 0 || p->c % 8 || p->k % 8 ||
-        (S != 1 && S != 2 && S != 4 && S != 8 && S != 16) || p->r <= 0 || p->s <= 0)
+    if ((p->g.dtype != KILN_F16 && p->g.dtype != KILN_BF16) || p->g.c <= 0 || p->g.c % 8 || p->k % 8 ||
+        (S != 1 && S != 2 && S != 4 && S != 8 && S != 16) || p->g.r <= 0 || p->g.s <= 0)
         return cudaErrorInvalidValue;
-    const int64_t kred = (int64_t)p->r * p->s * p->c, x_elems = (int64_t)p->n * p->h * p->w_in * p->c;
+    const int64_t kred = (int64_t)p->g.r * p->g.s * p->g.c, x_elems = (int64_t)p->g.n * p->g.h * p->g.w * p->g.c;
     if (M * p->k > INT32_MAX || x_elems > INT32_MAX || (int64_t)p->k * kred > INT32_MAX) return cudaErrorInvalidValue;
     if (((uintptr_t)p->x | (uintptr_t)p->w) % 16 || ((uintptr_t)p->y | (uintptr_t)p->bias | (uintptr_t)p->res) % 4)
         return cudaErrorInvalidValue;
@@ -263,7 +263,7 @@ extern "C" cudaError_t knc_igemm_launch(const knc_igemm *p, cudaStream_t s) {
     // more than 48 KB of shared memory and clusters of 16 (beyond the portable 8) are allowed
     // once per kernel, at its first launch (a warm-up or tactic run, outside any capture)
     static int allowed[2];
-    const int bf = p->dtype == KILN_BF16;
+    const int bf = p->g.dtype == KILN_BF16;
     if (!__atomic_load_n(&allowed[bf], __ATOMIC_ACQUIRE)) {
         const void *fn = bf ? (const void *)igemm_kernel<__nv_bfloat16> : (const void *)igemm_kernel<__half>;
         cudaError_t e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES);

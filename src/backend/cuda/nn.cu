@@ -162,35 +162,35 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nhwc
 template <typename T, bool SMEM> __global__ void __launch_bounds__(256) dwconv_nhwc_v8(const __grid_constant__ knc_dwconv p, int total) {
     extern __shared__ uint4 smem_raw[];
     T *wsm = (T *)smem_raw;
-    const int C8 = p.c / 8, RS = p.r * p.s;
+    const int C8 = p.g.c / 8, RS = p.g.r * p.g.s;
     if (SMEM) {
-        for (int e = threadIdx.x; e < p.c * RS; e += blockDim.x) {
+        for (int e = threadIdx.x; e < p.g.c * RS; e += blockDim.x) {
             int c = e / RS, tap = e - c * RS;
-            wsm[tap * p.c + c] = ((const T *)p.wt)[e];
+            wsm[tap * p.g.c + c] = ((const T *)p.wt)[e];
         }
         __syncthreads();
     }
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         int cv = i % C8, t = i / C8;
-        int ow = t % p.ow; t /= p.ow;
-        int oh = t % p.oh;
-        int nb = t / p.oh;
+        int ow = t % p.g.ow; t /= p.g.ow;
+        int oh = t % p.g.oh;
+        int nb = t / p.g.oh;
         const int c0 = cv * 8;
         float acc[8];
         for (int j = 0; j < 8; j++) acc[j] = p.bias ? to_acc<float, T>(((const T *)p.bias)[c0 + j]) : 0.0f;
-        const T *xb = (const T *)p.x + (size_t)nb * p.h * p.w * p.c + c0;
+        const T *xb = (const T *)p.x + (size_t)nb * p.g.h * p.g.w * p.g.c + c0;
         const T *wb = (const T *)p.wt + (size_t)c0 * RS;
-        for (int a = 0; a < p.r; a++) {
-            int h = oh * p.stride[0] - p.pad[0] + a * p.dil[0];
-            if (h < 0 || h >= p.h) continue;
-            for (int b = 0; b < p.s; b++) {
-                int w = ow * p.stride[1] - p.pad[1] + b * p.dil[1];
-                if (w < 0 || w >= p.w) continue;
-                uint4 raw = *(const uint4 *)(xb + ((size_t)h * p.w + w) * p.c);
+        for (int a = 0; a < p.g.r; a++) {
+            int h = oh * p.g.stride[0] - p.g.pad[0] + a * p.g.dil[0];
+            if (h < 0 || h >= p.g.h) continue;
+            for (int b = 0; b < p.g.s; b++) {
+                int w = ow * p.g.stride[1] - p.g.pad[1] + b * p.g.dil[1];
+                if (w < 0 || w >= p.g.w) continue;
+                uint4 raw = *(const uint4 *)(xb + ((size_t)h * p.g.w + w) * p.g.c);
                 const T *v = (const T *)&raw;
-                const int tap = a * p.s + b;
+                const int tap = a * p.g.s + b;
                 if (SMEM) {
-                    uint4 wraw = *(const uint4 *)(wsm + tap * p.c + c0);
+                    uint4 wraw = *(const uint4 *)(wsm + tap * p.g.c + c0);
                     const T *wv = (const T *)&wraw;
                     for (int j = 0; j < 8; j++) acc[j] += to_acc<float, T>(v[j]) * to_acc<float, T>(wv[j]);
                 } else {
@@ -205,13 +205,13 @@ template <typename T, bool SMEM> __global__ void __launch_bounds__(256) dwconv_n
         }
         uint4 out;
         T *o = (T *)&out;
-        for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(act_apply<float>(p.act, acc[j], p.alpha, p.beta));
+        for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(act_apply<float>(p.g.act, acc[j], p.g.alpha, p.g.beta));
         *(uint4 *)((T *)p.y + (size_t)i * 8) = out;
     }
 }
 
 template <typename T> static cudaError_t dwconv_go(const knc_dwconv *p, int total, cudaStream_t s) {
-    size_t smem = (size_t)p->c * p->r * p->s * sizeof(T);
+    size_t smem = (size_t)p->g.c * p->g.r * p->g.s * sizeof(T);
     unsigned g = grid_for(total, 256);
     if (smem <= 48 * 1024) dwconv_nhwc_v8<T, true><<<g, 256, smem, s>>>(*p, total);
     else dwconv_nhwc_v8<T, false><<<g, 256, 0, s>>>(*p, total);
@@ -388,12 +388,12 @@ extern "C" cudaError_t knc_batchnorm_launch(const knc_batchnorm *p, cudaStream_t
 }
 
 extern "C" cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s) {
-    int64_t total = (int64_t)p->n * p->oh * p->ow * (p->c / 8);
+    int64_t total = (int64_t)p->g.n * p->g.oh * p->g.ow * (p->g.c / 8);
     if (total <= 0) return cudaSuccess;
-    if (p->c % 8 || total > INT32_MAX || (int64_t)p->n * p->h * p->w * p->c > INT32_MAX ||
+    if (p->g.c % 8 || total > INT32_MAX || (int64_t)p->g.n * p->g.h * p->g.w * p->g.c > INT32_MAX ||
         ((uintptr_t)p->x | (uintptr_t)p->y | (uintptr_t)p->res) % 16)
         return cudaErrorInvalidValue;
-    if (p->dtype == KILN_F16) return dwconv_go<__half>(p, (int)total, s);
-    if (p->dtype == KILN_BF16) return dwconv_go<__nv_bfloat16>(p, (int)total, s);
+    if (p->g.dtype == KILN_F16) return dwconv_go<__half>(p, (int)total, s);
+    if (p->g.dtype == KILN_BF16) return dwconv_go<__nv_bfloat16>(p, (int)total, s);
     return cudaErrorInvalidValue;
 }
