@@ -145,27 +145,6 @@ static kiln_status kn_fill_inputs(kiln_session *s, const kiln_module *m, const k
     return KILN_OK;
 }
 
-/* The step's launches recorded into one graph, or NULL (and no error) where the backend does not
- * record or the kernel cannot be captured. */
-static void *kn_time_record(kiln_session *s, const kn_kernel *k, const kn_kernel_args *a, int reps) {
-    if (!s->be->record_begin || !s->be->graph_launch || !s->be->timer_begin) return NULL;
-    if (k->capturable && !k->capturable(a->node)) return NULL;
-    if (s->be->record_begin(s->ctx) != KILN_OK) {
-        kn_clear_error();
-        return NULL;
-    }
-    kiln_status st = KILN_OK;
-    for (int r = 0; r < reps && st == KILN_OK; r++) st = k->run(a);
-    void *g = NULL;
-    kiln_status end = s->be->record_end(s->ctx, &g);
-    if (st != KILN_OK || end != KILN_OK) {
-        if (g) s->be->graph_free(s->ctx, g);
-        kn_clear_error();
-        return NULL;
-    }
-    return g;
-}
-
 /* Mean ms of one step, after one warm-up run: the device time of launches recorded into a graph
  * and replayed where the backend records (what the step costs in a captured module: the host's
  * launch cost stays out; timed eagerly, cuDNN's execute call, several microseconds of host work,
@@ -175,7 +154,7 @@ static kiln_status kn_time_step(kiln_session *s, const kn_kernel *k, const kn_ke
     KN_TRY(k->run(a));
     KN_TRY(s->be->synchronize(s->ctx));
     int reps = 5;
-    void *g = kn_time_record(s, k, a, reps);
+    void *g = s->be->timer_begin ? kn_record_launches(s, k, a, reps) : NULL;
     if (g) {
         enum { REPLAYS = 3 };
         double dev_ms = 0;

@@ -37,28 +37,6 @@ static kiln_status kn_prof_end(kiln_session *s, double t0, double *ms) {
     return KILN_OK;
 }
 
-/* Records `repeat` launches of step i into a graph; NULL (and no error) when it cannot be. */
-static void *kn_prof_record(kiln_session *s, kn_instance *in, int i) {
-    const kn_step *step = &s->m->part.steps[i];
-    const kn_kernel *k = step->kernel;
-    if (!s->be->record_begin || !s->be->graph_launch) return NULL;
-    if (k->capturable && !k->capturable(in->args[i].node)) return NULL;
-    if (s->be->record_begin(s->ctx) != KILN_OK) {
-        kn_clear_error();
-        return NULL;
-    }
-    kiln_status st = KILN_OK;
-    for (int r = 0; r < KN_PROF_REPEAT && st == KILN_OK; r++) st = s->be->launch(s->ctx, k, &in->args[i]);
-    void *g = NULL;
-    kiln_status end = s->be->record_end(s->ctx, &g);
-    if (st != KILN_OK || end != KILN_OK) {
-        if (g) s->be->graph_free(s->ctx, g);
-        kn_clear_error();
-        return NULL;
-    }
-    return g;
-}
-
 static kiln_status kn_prof_step(kiln_session *s, kn_instance *in, int i, int runs, double *t, kn_profile_entry *e) {
     const kn_kernel *k = s->m->part.steps[i].kernel;
     e->step = i;
@@ -67,7 +45,7 @@ static kiln_status kn_prof_step(kiln_session *s, kn_instance *in, int i, int run
         e->ms = 0;
         return KILN_OK;
     }
-    void *g = kn_prof_record(s, in, i);
+    void *g = kn_record_launches(s, k, &in->args[i], KN_PROF_REPEAT);
     kiln_status st = KILN_OK;
     e->graphed = g != NULL;
     /* one untimed round first: instantiation, caches */

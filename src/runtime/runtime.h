@@ -58,6 +58,10 @@ kiln_status kn_prepare_steps(kiln_session *s, kn_instance *in);
 int kn_prepare_threads(void);
 /* Runs every step eagerly (no graphs). */
 kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, int count);
+/* `reps` launches of one step recorded into a graph (for timing a step as a captured module runs
+ * it: the host's launch cost stays out), or NULL and no error where the backend does not record or
+ * the kernel cannot be captured. */
+void *kn_record_launches(kiln_session *s, const kn_kernel *k, const kn_kernel_args *a, int reps);
 /* Step i of this instance is a view whose output is its input's memory: it is not launched. */
 int kn_step_noop(const kiln_module *m, const kn_instance *in, int i);
 

@@ -236,6 +236,25 @@ kiln_status kn_instance_run_eager(kiln_session *s, kn_instance *in, int first, i
 
 /* ---- graphs ----------------------------------------------------------------------------------- */
 
+void *kn_record_launches(kiln_session *s, const kn_kernel *k, const kn_kernel_args *a, int reps) {
+    if (!s->be->record_begin || !s->be->graph_launch) return NULL;
+    if (k->capturable && !k->capturable(a->node)) return NULL;
+    if (s->be->record_begin(s->ctx) != KILN_OK) {
+        kn_clear_error();
+        return NULL;
+    }
+    kiln_status st = KILN_OK;
+    for (int r = 0; r < reps && st == KILN_OK; r++) st = s->be->launch(s->ctx, k, a);
+    void *g = NULL;
+    kiln_status end = s->be->record_end(s->ctx, &g);
+    if (st != KILN_OK || end != KILN_OK) {
+        if (g) s->be->graph_free(s->ctx, g);
+        kn_clear_error();
+        return NULL;
+    }
+    return g;
+}
+
 /* Records steps [first, first+count) into *graph. On failure the stream stays usable. A spare
  * graph of the same slot is updated in place when the backend can (cudaGraphExecUpdate), which
  * saves the instantiation. */
