@@ -71,6 +71,10 @@ typedef struct kn_backend {
      * pass then marks nodes with kiln.layout = 1 and inserts Identity nodes with kiln.to_layout at
      * the edges; the backend's kernels for those nodes must honour them). NULL: never. */
     int (*prefers_nhwc)(kiln_precision p);
+    /* The channel count the layout pass zero-pads a narrow NHWC convolution input to (in its
+     * conversion to NHWC, with the convolutions' weights padded to match), for c input channels
+     * at this precision; c (or NULL) for none. */
+    int64_t (*nhwc_pad_channels)(kiln_precision p, int64_t c);
     /* Whether MatMul-Softmax-MatMul should become one KilnAttention node at this precision (the
      * fuse_attention pass). NULL: yes (where supports_op takes the node). */
     int (*fuses_attention)(kiln_precision p);

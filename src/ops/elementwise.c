@@ -188,6 +188,31 @@ static kiln_status kn_infer_cast(kn_infer_ctx *c) {
     return KILN_OK;
 }
 
+/* Identity. The layout pass's conversions (kiln.to_layout) may also pad the channels with zeros
+ * (kiln.pad_channels: the output's channel count, dim 1 of a 4-D value) and change a float type
+ * (kiln.to_dtype, an ONNX type code: an input Cast the conversion took over). */
+static kiln_status kn_infer_identity(kn_infer_ctx *c) {
+    KN_TRY(kn_infer_unary(c));
+    const kn_node *n = c->node;
+    int64_t pad = kn_attr_i(n, "kiln.pad_channels", 0);
+    if (pad) {
+        if (c->in[0].rank != 4 || pad < c->in[0].dims[1])
+            return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
+                                 "kiln.pad_channels = %lld needs a 4-D input with at most that many channels",
+                                 (long long)pad);
+        c->out[0].dims[1] = pad;
+    }
+    if (kn_node_attr(n, "kiln.to_dtype")) {
+        kiln_dtype t = kn_onnx_dtype(kn_attr_i(n, "kiln.to_dtype", 0));
+        if (!kn_dtype_is_float(t) || !kn_dtype_is_float(c->in[0].dtype))
+            return kn_node_error(n, KILN_ERR_INVALID_ARGUMENT,
+                                 "kiln.to_dtype converts between float types only (input '%s' is %s)", kn_in_name(c, 0),
+                                 kiln_dtype_name(c->in[0].dtype));
+        c->out[0].dtype = t;
+    }
+    return KILN_OK;
+}
+
 /* Dropout at inference: output 0 is the input, the optional mask is all true. A training_mode
  * known to be true on the host is refused (kiln does not train), unless the ratio is known to
  * be 0, which makes training mode the identity too. */
@@ -289,7 +314,7 @@ static const kn_ew_row kn_ew_rows[] = {
     KN_UNARY(Neg, KN_PEH, KN_TF | KN_TSI, NULL),
     KN_UNARY(Abs, KN_PEH, KN_TNUM, NULL),
     KN_UNARY(Not, KN_PEH, KN_TB, NULL),
-    KN_UNARY(Identity, KN_PEH, KN_TALL, NULL),
+    {KN_OP_Identity, 1, 1, 1, 1, KN_PEH, KN_TALL, NULL, kn_infer_identity},
     KN_BINARY(Add, KN_PEH, KN_TNUM),
     KN_BINARY(Sub, KN_PEH, KN_TNUM),
     KN_BINARY(Mul, KN_PEH, KN_TNUM),

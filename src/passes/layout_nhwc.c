@@ -14,7 +14,15 @@
  * rewritten (a layout change must pay for itself). GlobalAveragePool's output [N,C,1,1] has the
  * same bytes in both layouts: it is declared NCHW. A value written by an NHWC node and read by
  * anything else (or a graph output) keeps its name as the NCHW copy, written by a to_layout 0
- * Identity; an NCHW value read by NHWC nodes gets one to_layout 1 Identity shared by them all. */
+ * Identity; an NCHW value read by NHWC nodes gets one to_layout 1 Identity shared by them all.
+ *
+ * Two things the conversion to NHWC may also do, both for the image that enters a network:
+ * - pad the channels with zeros to what the backend's nhwc_pad_channels asks (cuDNN has kernels
+ *   for a first layer on 4 channels, none on 3), when every NHWC reader is a one-group Conv; the
+ *   padded value's dim 1 is the padded count ("kiln.pad_channels") and those Convs' OHWI weights
+ *   get zero channels to match;
+ * - take over the Cast that lowered the input to f16/bf16 when nothing else reads the Cast's
+ *   output ("kiln.to_dtype"), so the image is read once. */
 #include "passes.h"
 #include "ir/shape_infer.h"
 
@@ -93,12 +101,54 @@ static int kn_find(int *parent, int a) {
     return a;
 }
 
-static kiln_status kn_add_convert(kn_graph *g, int from, int to, int to_nhwc) {
+static kiln_status kn_add_convert(kn_graph *g, int from, int to, int to_nhwc, int *node) {
     char name[256];
     snprintf(name, sizeof name, "%s.%s", g->values[to_nhwc ? from : to].name, to_nhwc ? "to_nhwc" : "to_nchw");
-    int node;
-    KN_TRY(kn_graph_new_node(g, KN_OP_Identity, name, 1, &from, 1, &to, &node));
-    return kn_node_set_attr_int(&g->nodes[node], "kiln.to_layout", to_nhwc);
+    KN_TRY(kn_graph_new_node(g, KN_OP_Identity, name, 1, &from, 1, &to, node));
+    return kn_node_set_attr_int(&g->nodes[*node], "kiln.to_layout", to_nhwc);
+}
+
+/* The channel count v's conversion to NHWC pads to, or 0: when the backend asks for it at v's
+ * static channel count and every NHWC reader of v is a one-group Conv reading it as X (its
+ * weight gets zero channels to match; a zero channel adds nothing to any output). */
+static int64_t kn_pad_channels(const kn_graph *g, const kn_pass_options *opt, int v, const uint8_t *in_l, int n_nodes) {
+    const kn_value *val = &g->values[v];
+    if (!opt->backend->nhwc_pad_channels || val->rank != 4 || val->dims[1].sym >= 0 || val->dims[1].v < 1) return 0;
+    int64_t c = val->dims[1].v, p = opt->backend->nhwc_pad_channels(opt->precision, c);
+    if (p <= c) return 0;
+    for (int i = 0; i < n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        if (n->dead || !in_l[i]) continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == v && kn_act_slot(n, k) && (n->op != KN_OP_Conv || k != 0 || kn_attr_i(n, "group", 1) != 1))
+                return 0;
+    }
+    return p;
+}
+
+/* The input Cast that v's conversion to NHWC can take over (reading the Cast's f32 input and
+ * converting as it transposes, one pass over the image instead of two), or -1: v is a Cast's
+ * float output that nothing else reads. */
+static int kn_absorbable_cast(const kn_graph *g, int v, int nchw_uses, int is_out) {
+    int p = kn_pass_producer(g, v);
+    if (p < 0 || nchw_uses || is_out) return -1;
+    const kn_node *c = &g->nodes[p];
+    if (c->op != KN_OP_Cast || c->dead || c->n_in < 1 || c->in[0] < 0) return -1;
+    const kn_value *x = &g->values[c->in[0]];
+    if (x->constant || x->rank != 4 || !kn_dtype_is_float(x->dtype) || !kn_dtype_is_float(g->values[v].dtype)) return -1;
+    return p;
+}
+
+/* A copy of the OHWI weight w with zero input channels after its own, to p channels. */
+static kn_host_tensor *kn_weight_pad_channels(const kn_host_tensor *w, int64_t p) {
+    int64_t dims[4] = {w->dims[0], p, w->dims[2], w->dims[3]};
+    kn_host_tensor *t = kn_host_tensor_new(w->dtype, 4, dims);
+    if (!t) return NULL;
+    size_t es = kiln_dtype_size(w->dtype);
+    int64_t c = w->dims[1], rows = w->dims[0] * w->dims[2] * w->dims[3];
+    memset(t->data, 0, (size_t)(rows * p) * es);
+    for (int64_t r = 0; r < rows; r++) memcpy((char *)t->data + (size_t)(r * p) * es, (const char *)w->data + (size_t)(r * c) * es, (size_t)c * es);
+    return t;
 }
 
 /* A new value like v (dtype, shape), named v.nhwc. */
@@ -131,7 +181,7 @@ static kn_host_tensor *kn_weight_ohwi(const kn_host_tensor *w) {
 }
 
 static kiln_status kn_layout_rewrite(kn_graph *g, const kn_pass_options *opt, int *parent, uint8_t *in_l, int *wmap,
-                                     int *changed) {
+                                     int64_t *padded, int *changed) {
     int n_nodes = g->n_nodes, n_values = g->n_values;
     /* components of capable nodes joined by shared activations */
     for (int i = 0; i < n_nodes; i++) {
@@ -161,7 +211,7 @@ static kiln_status kn_layout_rewrite(kn_graph *g, const kn_pass_options *opt, in
     *changed = count;
     if (!count) return KILN_OK;
 
-    int to_nhwc = 0, to_nchw = 0;
+    int to_nhwc = 0, to_nchw = 0, pads = 0, casts = 0;
     for (int v = 0; v < n_values; v++) {
         if (!kn_low_4d(g, opt, v)) continue;
         int p = kn_pass_producer(g, v);
@@ -190,18 +240,40 @@ static kiln_status kn_layout_rewrite(kn_graph *g, const kn_pass_options *opt, in
                 for (int k = 0; k < n->n_in; k++)
                     if (n->in[k] == v && kn_act_slot(n, k)) n->in[k] = vh;
             }
-            KN_TRY(kn_add_convert(g, vh, v, 0));
+            int node;
+            KN_TRY(kn_add_convert(g, vh, v, 0, &node));
             to_nchw++;
         } else if (nhwc_uses) {
-            int vh;
+            int vh, node;
+            int64_t pad = kn_pad_channels(g, opt, v, in_l, n_nodes);
             KN_TRY(kn_nhwc_twin(g, v, &vh));
             for (int i = 0; i < n_nodes; i++) {
                 kn_node *n = &g->nodes[i];
                 if (n->dead || !in_l[i]) continue;
                 for (int k = 0; k < n->n_in; k++)
-                    if (n->in[k] == v && kn_act_slot(n, k)) n->in[k] = vh;
+                    if (n->in[k] == v && kn_act_slot(n, k)) {
+                        n->in[k] = vh;
+                        if (pad) padded[i] = pad;
+                    }
             }
-            KN_TRY(kn_add_convert(g, v, vh, 1));
+            KN_TRY(kn_add_convert(g, v, vh, 1, &node));
+            if (pad) {
+                g->values[vh].dims[1] = (kn_dim){.v = pad, .sym = -1};
+                KN_TRY(kn_node_set_attr_int(&g->nodes[node], "kiln.pad_channels", pad));
+                pads++;
+            }
+            int cast = kn_absorbable_cast(g, v, nchw_uses, is_out);
+            if (cast >= 0) {
+                KN_TRY(kn_node_set_attr_int(&g->nodes[node], "kiln.to_dtype", kn_attr_i(&g->nodes[cast], "to", 0)));
+                g->nodes[node].in[0] = g->nodes[cast].in[0];
+                if (kn_pass_backend_takes(opt, g, node)) {
+                    kn_pass_kill(g, cast);
+                    casts++;
+                } else { /* the backend converts types apart: the Cast stays */
+                    g->nodes[node].in[0] = v;
+                    kn_pass_remove_attr(&g->nodes[node], "kiln.to_dtype");
+                }
+            }
             to_nhwc++;
         }
     }
@@ -210,7 +282,19 @@ static kiln_status kn_layout_rewrite(kn_graph *g, const kn_pass_options *opt, in
     for (int v = 0; v < n_values; v++) wmap[v] = -1;
     for (int i = 0; i < n_nodes; i++) {
         if (!in_l[i]) continue;
-        if (g->nodes[i].op == KN_OP_Conv) {
+        if (g->nodes[i].op == KN_OP_Conv && padded[i]) { /* its own copy: OHWI with zero channels */
+            int w = g->nodes[i].in[1];
+            char name[256];
+            snprintf(name, sizeof name, "%s.ohwi_c%lld", g->values[w].name, (long long)padded[i]);
+            kn_host_tensor *t = kn_weight_ohwi(g->values[w].constant), *tp = t ? kn_weight_pad_channels(t, padded[i]) : NULL;
+            kn_host_tensor_free(t);
+            if (!tp) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory padding conv weights");
+            int wp;
+            KN_TRY(kn_pass_add_const(g, name, tp, &wp));
+            weights++;
+            g->nodes[i].in[1] = wp;
+            kn_pass_drop_const(g, w);
+        } else if (g->nodes[i].op == KN_OP_Conv) {
             int w = g->nodes[i].in[1];
             if (wmap[w] < 0) {
                 char name[256];
@@ -225,8 +309,10 @@ static kiln_status kn_layout_rewrite(kn_graph *g, const kn_pass_options *opt, in
         }
         KN_TRY(kn_node_set_attr_int(&g->nodes[i], "kiln.layout", 1));
     }
-    kn_pass_log(opt, "layout_nhwc: %d node%s NHWC, %d conversion%s to NHWC, %d back to NCHW, %d weight%s in OHWI",
-                count, count == 1 ? "" : "s", to_nhwc, to_nhwc == 1 ? "" : "s", to_nchw, weights,
+    kn_pass_log(opt,
+                "layout_nhwc: %d node%s NHWC, %d conversion%s to NHWC (%d padding channels, %d taking over a Cast), "
+                "%d back to NCHW, %d weight%s in OHWI",
+                count, count == 1 ? "" : "s", to_nhwc, to_nhwc == 1 ? "" : "s", pads, casts, to_nchw, weights,
                 weights == 1 ? "" : "s");
     return kn_graph_infer_static(g);
 }
@@ -238,8 +324,11 @@ kiln_status kn_pass_layout_nhwc(kn_graph *g, const kn_pass_options *opt, int *ch
     int *parent = kn_malloc(((size_t)g->n_nodes + 1) * sizeof(int));
     uint8_t *in_l = kn_calloc((size_t)g->n_nodes + 1, 1);
     int *wmap = kn_malloc(((size_t)g->n_values + 1) * sizeof(int));
-    kiln_status st = parent && in_l && wmap ? kn_layout_rewrite(g, opt, parent, in_l, wmap, changed)
-                                            : kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory in the layout pass");
+    int64_t *padded = kn_calloc((size_t)g->n_nodes + 1, sizeof(int64_t)); /* per Conv: the channels its X was padded to */
+    kiln_status st = parent && in_l && wmap && padded
+                         ? kn_layout_rewrite(g, opt, parent, in_l, wmap, padded, changed)
+                         : kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory in the layout pass");
+    kn_free(padded);
     kn_free(parent);
     kn_free(in_l);
     kn_free(wmap);

@@ -91,6 +91,13 @@ static void check(const kiln_graph *g, const char *what, int n_in, const int64_t
         KT_CHECK(conv == want_conv && nl >= conv && conversions >= 1,
                  "%s %s: %d conv%s NHWC (want %d), %d layout nodes, %d conversions", what, pn, conv, conv == 1 ? "" : "s",
                  want_conv, nl, conversions);
+        /* an fp16 image of fewer than 4 channels enters padded to 4 (cuda_backend.c) */
+        int64_t c_in = in_dims[0][1], padded = 0;
+        for (int i = 0; i < m->graph->n_nodes; i++)
+            if (!m->graph->nodes[i].dead) padded += kn_attr_i(&m->graph->nodes[i], "kiln.pad_channels", 0);
+        int64_t want_pad = g_prec == KILN_PRECISION_FP16 && c_in < 4 ? 4 : 0;
+        KT_CHECK(padded == want_pad, "%s %s: the image's conversion pads to %lld channels (want %lld)", what, pn,
+                 (long long)padded, (long long)want_pad);
         float *a[4] = {0}, *b = NULL;
         int64_t na[4] = {0}, nb = 0;
         if (kt_run(ref, ins, NULL, a, na)) {
@@ -196,6 +203,21 @@ static void test_small_graphs(void) {
     g = dw_head_graph(xd[0]);
     check(g, "depthwise + GAP head", 1, xd, o, 1e-2, 2);
     kiln_graph_free(g);
+
+    /* narrow images: 3 and 1 channels padded to 4 by the conversion to NHWC in fp16 (which also
+     * takes the input Cast over: f32 read, f16 written), 4 channels cast without padding */
+    static const int64_t nd[3][1][4] = {{{2, 3, 9, 10}}, {{2, 1, 9, 10}}, {{3, 4, 7, 6}}};
+    for (int i = 0; i < 3; i++) {
+        g = new_graph(nd[i][0]);
+        kt_conv(g, "c1", "x", "a", nd[i][0][1], 8, 3, 1);
+        kt_node(g, "Relu", "r1", "a", NULL, "b");
+        kt_conv(g, "c2", "b", "y", 8, 8, 3, 1);
+        KT_OK(kiln_graph_add_output(g, "y"));
+        char what[64];
+        snprintf(what, sizeof what, "%lld-channel image", (long long)nd[i][0][1]);
+        check(g, what, 1, nd[i], o, 1e-2, 2);
+        kiln_graph_free(g);
+    }
 
     /* Softmax over channels between convs: NCHW there */
     g = new_graph(xd[0]);

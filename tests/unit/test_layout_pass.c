@@ -37,19 +37,35 @@ static counts count(const kn_graph *g) {
     return c;
 }
 
-/* Lowers g to `prec` and runs the layout pass with a CPU backend copy whose prefers_nhwc is set. */
-static counts rewrite(kiln_graph *graph, kiln_precision prec, int *changed) {
+/* pads 1-3 channels to 4, like the CUDA backend at f16/bf16 */
+static int64_t pad_to_4(kiln_precision p, int64_t c) {
+    (void)p;
+    return c < 4 ? 4 : c;
+}
+
+/* Lowers g to `prec` and runs the layout pass with a CPU backend copy whose prefers_nhwc is set
+ * (and nhwc_pad_channels to `pad`). */
+static counts rewrite_pad(kiln_graph *graph, kiln_precision prec, int *changed, int64_t (*pad)(kiln_precision, int64_t)) {
     kn_graph *g = &graph->g;
     KT_OK(kn_graph_verify(g));
     KT_OK(kn_graph_infer_static(g));
     KT_OK(kn_lower_precision(g, prec));
     kn_backend be = *kn_backend_cpu();
     be.prefers_nhwc = yes_nhwc;
+    be.nhwc_pad_channels = pad;
     kn_pass_options po = {.precision = prec, .backend = &be};
     *changed = -1;
     KT_OK(kn_pass_layout_nhwc(g, &po, changed));
     KT_OK(kn_graph_verify(g));
     return count(g);
+}
+
+static counts rewrite(kiln_graph *graph, kiln_precision prec, int *changed) { return rewrite_pad(graph, prec, changed, NULL); }
+
+static const kn_node *find_node(const kn_graph *g, const char *name) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].dead && g->nodes[i].name && strcmp(g->nodes[i].name, name) == 0) return &g->nodes[i];
+    return NULL;
 }
 
 static kiln_graph *new_graph(const int64_t *xd) {
@@ -153,6 +169,93 @@ static void test_weight_permutation(void) {
                     }
         KT_CHECK(bad == 0, "OHWI copy holds w[k,c,r,s] at ((k*R + r)*S + s)*C + c (%d wrong)", bad);
     }
+    kiln_graph_free(graph);
+}
+
+/* The f16 build's input Cast is taken over by the conversion to NHWC: it reads the f32 input and
+ * writes f16, and no Cast is left. */
+static void test_input_cast_taken(void) {
+    kiln_graph *graph = conv_chain();
+    int changed;
+    rewrite(graph, KILN_PRECISION_FP16, &changed);
+    kn_graph *g = &graph->g;
+    const kn_node *cv = find_node(g, "x.f16.to_nhwc");
+    int x = kn_graph_find_value(g, "x"), casts = 0;
+    for (int i = 0; i < g->n_nodes; i++) casts += !g->nodes[i].dead && g->nodes[i].op == KN_OP_Cast;
+    KT_CHECK(cv && cv->in[0] == x && kn_attr_i(cv, "kiln.to_dtype", 0) == 10 && !kn_node_attr(cv, "kiln.pad_channels"),
+             "the conversion reads the f32 input and converts to f16 (ONNX type 10), with no padding asked for");
+    KT_CHECK(casts == 1, "only the output's Cast is left (%d Casts)", casts);
+    if (cv) {
+        const kn_value *y = &g->values[cv->out[0]];
+        KT_CHECK(y->dtype == KILN_F16 && y->rank == 4 && y->dims[1].v == 3, "the converted image is f16 with 3 channels");
+    }
+    kiln_graph_free(graph);
+}
+
+/* With a backend that pads narrow inputs to 4 channels: the conversion pads, the first Conv's
+ * OHWI weight gets a zero fourth channel (checked element by element), the second Conv (fed by
+ * the first, already 4 channels) is left as it is. */
+static void test_pad_channels(void) {
+    int64_t xd[4] = {1, 3, 4, 4}, wd[4] = {5, 3, 2, 3};
+    kiln_graph *graph = new_graph(xd);
+    float w[5 * 3 * 2 * 3];
+    kt_fill_uniform(w, 91, -1, 1);
+    KT_OK(kiln_graph_add_initializer(graph, "w", KILN_F32, 4, wd, w));
+    const int64_t ks[2] = {2, 3};
+    kiln_attr a = kiln_attr_ints("kernel_shape", 2, ks);
+    const char *in[2] = {"x", "w"};
+    kt_node_attrs(graph, "Conv", "conv", 2, in, "a", 1, &a);
+    kt_conv(graph, "c2", "a", "y", 5, 6, 1, 1);
+    KT_OK(kiln_graph_add_output(graph, "y"));
+    int changed;
+    counts c = rewrite_pad(graph, KILN_PRECISION_FP16, &changed, pad_to_4);
+    kn_graph *g = &graph->g;
+    const kn_node *cv = find_node(g, "x.f16.to_nhwc"), *conv = find_node(g, "conv"), *c2 = find_node(g, "c2");
+    KT_CHECK(changed == 2 && c.to_nhwc == 1 && cv && conv && c2, "both convs go NHWC behind one conversion");
+    if (!cv || !conv || !c2) {
+        kiln_graph_free(graph);
+        return;
+    }
+    const kn_value *xv = &g->values[cv->out[0]];
+    KT_CHECK(kn_attr_i(cv, "kiln.pad_channels", 0) == 4 && xv->dims[1].v == 4 && xv->dims[0].v == 1 && xv->dims[2].v == 4,
+             "the conversion pads 3 channels to 4 (value dims [%lld, %lld, %lld, %lld])", (long long)xv->dims[0].v,
+             (long long)xv->dims[1].v, (long long)xv->dims[2].v, (long long)xv->dims[3].v);
+    KT_CHECK(conv->in[0] == cv->out[0], "the first conv reads the padded image");
+    const kn_host_tensor *t = g->values[conv->in[1]].constant, *t2 = g->values[c2->in[1]].constant;
+    KT_CHECK(t && t->dtype == KILN_F16 && t->dims[0] == 5 && t->dims[1] == 4 && t->dims[2] == 2 && t->dims[3] == 3,
+             "the first conv's weight is f16 [5, 4, 2, 3]");
+    KT_CHECK(t2 && t2->dims[1] == 5, "the second conv's weight keeps its 5 channels");
+    if (t && t->dims[1] == 4) {
+        int bad = 0;
+        for (int k = 0; k < 5; k++)
+            for (int r = 0; r < 2; r++)
+                for (int s2 = 0; s2 < 3; s2++)
+                    for (int ch = 0; ch < 4; ch++) {
+                        float want = ch < 3 ? kn_f16_to_f32(kn_f32_to_f16(w[((k * 3 + ch) * 2 + r) * 3 + s2])) : 0.0f;
+                        float got = (float)kn_load_f64(t->data, KILN_F16, ((k * 2 + r) * 3 + s2) * 4 + ch);
+                        bad += want != got;
+                    }
+        KT_CHECK(bad == 0, "the padded OHWI weight holds w[k,c,r,s] at ((k*R + r)*S + s)*4 + c and zeros at c = 3 (%d wrong)", bad);
+    }
+    kiln_graph_free(graph);
+}
+
+/* No padding where the image is also read by something other than a Conv's X (an NHWC Relu). */
+static void test_pad_needs_conv_readers(void) {
+    int64_t xd[4] = {2, 3, 5, 6};
+    kiln_graph *graph = new_graph(xd);
+    kt_node(graph, "Relu", "r0", "x", NULL, "xr");
+    kt_conv(graph, "c1", "x", "a", 3, 4, 3, 1);
+    kt_node(graph, "Add", "add", "a", "a", "y");
+    kt_conv(graph, "c2", "xr", "z", 3, 4, 3, 1);
+    KT_OK(kiln_graph_add_output(graph, "y"));
+    KT_OK(kiln_graph_add_output(graph, "z"));
+    int changed;
+    counts c = rewrite_pad(graph, KILN_PRECISION_FP16, &changed, pad_to_4);
+    kn_graph *g = &graph->g;
+    const kn_node *cv = find_node(g, "x.f16.to_nhwc");
+    KT_CHECK(c.to_nhwc == 1 && cv && !kn_node_attr(cv, "kiln.pad_channels"),
+             "an image read by a Relu and a Conv is converted without padding");
     kiln_graph_free(graph);
 }
 
@@ -277,6 +380,9 @@ int main(void) {
     test_conv_chain();
     test_conv_chain_tf32();
     test_weight_permutation();
+    test_input_cast_taken();
+    test_pad_channels();
+    test_pad_needs_conv_readers();
     test_gap_exit();
     test_edges();
     test_no_rewrite();

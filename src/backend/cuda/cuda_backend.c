@@ -103,7 +103,15 @@ static int kn_cuda_layout_ok(const kn_graph *g, const kn_node *n) {
     if (!x || x->rank != 4) return 0;
     switch (n->op) {
     case KN_OP_MaxPool: return n->n_out < 2 || n->out[1] < 0;
-    case KN_OP_Identity: return kn_attr_i(n, "kiln.to_layout", -1) == 0 || kn_attr_i(n, "kiln.to_layout", -1) == 1;
+    case KN_OP_Identity: {
+        int64_t to = kn_attr_i(n, "kiln.to_layout", -1), pad = kn_attr_i(n, "kiln.pad_channels", 0);
+        if (to != 0 && to != 1) return 0;
+        if (!pad && !kn_node_attr(n, "kiln.to_dtype")) return 1;
+        /* converting or padding: to NHWC, float types, to 4 or 8 channels (knc_to_nhwc_narrow) */
+        kiln_dtype it = kn_cuda_in_dtype(g, n, 0), ot = kn_cuda_out_dtype(g, n, 0);
+        int64_t c = x->dims[1].sym < 0 ? x->dims[1].v : -1, p = pad ? pad : c;
+        return to == 1 && kn_cuda_is_fp(it) && kn_cuda_is_fp(ot) && c >= 1 && c <= p && (p == 4 || p == 8);
+    }
     case KN_OP_Conv:
     case KN_OP_AveragePool:
     case KN_OP_GlobalAveragePool: return 1;
@@ -138,6 +146,15 @@ static int kn_cuda_supports(const kn_graph *g, const kn_node *n) {
  * internally); plain fp32 stays NCHW. */
 static int kn_cuda_prefers_nhwc(kiln_precision p) {
     return p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16 || p == KILN_PRECISION_TF32;
+}
+
+/* A 3-channel image in NHWC f16/bf16 goes to 4 channels: cuDNN 9.19 has kernels for a first layer
+ * on 4 channels and none on 3. ResNet's 7x7 stride-2 stem with bias and ReLU (H200, every engine
+ * of the three heuristics lists timed in a graph, bench/NOTES.md section 14) measured 12.6 -> 8.4
+ * us at batch 1 and 43.6 -> 30.6 us at batch 16; 402 us at batch 256 against section 9's 571 us
+ * on 3 channels. Padding to 8 was slower than 4 at every batch. */
+static int64_t kn_cuda_nhwc_pad_channels(kiln_precision p, int64_t c) {
+    return (p == KILN_PRECISION_FP16 || p == KILN_PRECISION_BF16) && c > 0 && c < 4 ? 4 : c;
 }
 
 /* KilnAttention's kernel computes in fp32 on the CUDA cores. In fp32 builds it replaced two
@@ -645,6 +662,7 @@ static const kn_backend kn_cuda_backend = {
     .engine_kernel = kn_cuda_engine_kernel,
     .fallback_kernel = kn_cuda_fallback_kernel,
     .prefers_nhwc = kn_cuda_prefers_nhwc,
+    .nhwc_pad_channels = kn_cuda_nhwc_pad_channels,
     .fuses_attention = kn_cuda_fuses_attention,
     .module_init = kn_cuda_module_init,
     .module_free = kn_cuda_module_free,

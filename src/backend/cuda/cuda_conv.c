@@ -856,13 +856,15 @@ static void kn_conv_ig_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_
 }
 
 /* Whether the padded-channel variant competes: an NHWC f16/bf16 2-D convolution with one group
- * and fewer than KN_CPAD input channels (cuDNN's tensor-core engines want multiples of 8; on 3
- * channels ResNet's 7x7 stem ran at a fifth of the speed of the next layers). Depends on the
- * node, the dtype and the channel count only, so the tactic numbering is the same at every shape. */
+ * and fewer than KN_CPAD input channels, not a multiple of 4 (cuDNN's tensor-core engines want
+ * multiples of 8; on 3 channels ResNet's 7x7 stem ran at a fifth of the speed of the next
+ * layers; on 4, which the layout pass pads a network's image to, cuDNN has first-layer kernels
+ * that beat 8 channels at every batch). Depends on the node, the dtype and the channel count
+ * only, so the tactic numbering is the same at every shape. */
 static int kn_conv_cpad_eligible(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g) {
     const kn_tensor *x = &a->in[0], *w = &a->in[1];
     if (s->transpose || !s->nhwc || g->nsp != 2 || (x->dtype != KILN_F16 && x->dtype != KILN_BF16)) return 0;
-    return kn_attr_i(a->node, "group", 1) == 1 && x->dims[1] < KN_CPAD && w->dims[1] == x->dims[1];
+    return kn_attr_i(a->node, "group", 1) == 1 && x->dims[1] < KN_CPAD && x->dims[1] % 4 != 0 && w->dims[1] == x->dims[1];
 }
 
 /* The padded variant's buffers for this shape: xpad for X, wpad filled from W on the session's

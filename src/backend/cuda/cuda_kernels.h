@@ -100,6 +100,11 @@ typedef struct knc_pad {
 } knc_pad;
 cudaError_t knc_pad_launch(const knc_pad *p, cudaStream_t s);
 
+/* NCHW [n, c, hw] of type st to NHWC [n, hw, p] of type dt (f32, f16, bf16), zeros in channels
+ * c..p-1; p is 4 or 8 (a network's input image for a first layer on 4 channels). */
+cudaError_t knc_to_nhwc_narrow(const void *src, kiln_dtype st, void *dst, kiln_dtype dt, int64_t n, int64_t c,
+                               int64_t hw, int64_t p, cudaStream_t s);
+
 /* [rows, c] 2-byte elements (c < 8) to [rows, 8], zeros after c: the padded-channel input of a
  * narrow NHWC convolution (an image stem). `out` is 16-byte aligned. */
 cudaError_t knc_pad_channels8(const void *in, void *out, int c, int64_t rows, cudaStream_t s);

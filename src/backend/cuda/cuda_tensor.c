@@ -328,6 +328,12 @@ kiln_status kn_cuda_layout_run(const kn_kernel_args *a) {
     const kn_tensor *x = &a->in[0], *y = &a->out[0];
     if (x->rank != 4 || y->rank != 4) return kn_node_error(a->node, KILN_ERR_SHAPE, "a layout change needs 4-D data, got rank %d", x->rank);
     int64_t N = y->dims[0], C = y->dims[1], H = y->dims[2], W = y->dims[3];
+    if (x->dtype != y->dtype || x->dims[1] != C) { /* a converting or padding conversion (layout_nhwc.c) */
+        if (kn_attr_i(a->node, "kiln.to_layout", 1) != 1)
+            return kn_node_error(a->node, KILN_ERR_UNSUPPORTED, "only a conversion to NHWC pads or changes the type");
+        KN_CU(knc_to_nhwc_narrow(x->data, x->dtype, y->data, y->dtype, N, x->dims[1], H * W, C, kn_cuda_stream(a)));
+        return KILN_OK;
+    }
     knc_copy p = {.rank = 4, .elem_size = (int)kiln_dtype_size(y->dtype), .src = x->data, .dst = y->data};
     if (kn_attr_i(a->node, "kiln.to_layout", 1) == 1) {
         /* walk the destination NHWC [N,H,W,C]; the source is NCHW */

@@ -93,6 +93,32 @@ template <typename W> static cudaError_t copy_go(const knc_copy &p, int64_t n, c
     return cudaGetLastError();
 }
 
+// NCHW -> NHWC of an image with few channels, converting the type and writing zeros after the C
+// source channels up to P (a network's input: f32 to f16, 3 channels to 4). A thread per pixel:
+// its C values read at stride HW (coalesced across threads), its P values written at once.
+template <typename S, typename D, int P>
+__global__ void __launch_bounds__(256) to_nhwc_narrow(const S *src, D *dst, int64_t npix, int64_t hw, int c) {
+    struct alignas(P * sizeof(D) >= 16 ? 16 : P * sizeof(D)) pix { D v[P]; };
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < npix; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t b = i / hw, r = i - b * hw;
+        const S *sp = src + b * hw * c + r;
+        pix o;
+#pragma unroll
+        for (int k = 0; k < P; k++) o.v[k] = from_acc<D, float>(k < c ? to_acc<float, S>(sp[(int64_t)k * hw]) : 0.0f);
+        ((pix *)dst)[i] = o;
+    }
+}
+
+template <typename S, typename D> static cudaError_t to_nhwc_go(const void *src, void *dst, int64_t npix, int64_t hw, int c, int p, cudaStream_t s) {
+    unsigned g = grid_for(npix, 256);
+    switch (p) {
+    case 4: to_nhwc_narrow<S, D, 4><<<g, 256, 0, s>>>((const S *)src, (D *)dst, npix, hw, c); break;
+    case 8: to_nhwc_narrow<S, D, 8><<<g, 256, 0, s>>>((const S *)src, (D *)dst, npix, hw, c); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
 template <typename W>
 __global__ void __launch_bounds__(256) tile_kernel(const W *in, W *out, int rank, const __grid_constant__ knc_copy dims, int64_t n) {
     // dims.dims: out dims; dims.src_strides: in dims (reused fields)
@@ -335,6 +361,27 @@ extern "C" cudaError_t knc_pad_launch(const knc_pad *p, cudaStream_t s) {
     unsigned g = grid_for(n, 256);
     KNC_DISPATCH_ALL(p->dtype, pad_kernel<T><<<g, 256, 0, s>>>(*p, n));
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t knc_to_nhwc_narrow(const void *src, kiln_dtype st, void *dst, kiln_dtype dt, int64_t n, int64_t c,
+                                          int64_t hw, int64_t p, cudaStream_t s) {
+    if (n * hw <= 0) return cudaSuccess;
+    if (c < 1 || c > p || (p != 4 && p != 8) || (uintptr_t)dst % (p * kiln_dtype_size(dt) >= 16 ? 16 : p * kiln_dtype_size(dt)))
+        return cudaErrorInvalidValue;
+#define KNC_TO_NHWC(S)                                                                          \
+    switch (dt) {                                                                               \
+    case KILN_F16: return to_nhwc_go<S, __half>(src, dst, n * hw, hw, (int)c, (int)p, s);       \
+    case KILN_BF16: return to_nhwc_go<S, __nv_bfloat16>(src, dst, n * hw, hw, (int)c, (int)p, s); \
+    case KILN_F32: return to_nhwc_go<S, float>(src, dst, n * hw, hw, (int)c, (int)p, s);        \
+    default: return cudaErrorInvalidValue;                                                      \
+    }
+    switch (st) {
+    case KILN_F32: KNC_TO_NHWC(float)
+    case KILN_F16: KNC_TO_NHWC(__half)
+    case KILN_BF16: KNC_TO_NHWC(__nv_bfloat16)
+    default: return cudaErrorInvalidValue;
+    }
+#undef KNC_TO_NHWC
 }
 
 extern "C" cudaError_t knc_pad_channels8(const void *in, void *out, int c, int64_t rows, cudaStream_t s) {
