@@ -84,7 +84,7 @@ static void check(const kiln_graph *g, const char *what, int n_in, const int64_t
     c.time_tactics = !g_no_timing;
     kiln_module *m = NULL;
     kiln_status st = kiln_compile(g, &c, &m);
-    const char *pn = g_prec == KILN_PRECISION_TF32 ? "tf32" : "fp16";
+    const char *pn = g_prec == KILN_PRECISION_TF32 ? "tf32" : g_prec == KILN_PRECISION_BF16 ? "bf16" : "fp16";
     KT_CHECK(st == KILN_OK, "%s: CUDA %s build: %s", what, pn, kiln_last_error());
     if (m && ref) {
         int conv, conversions, nl = layout_nodes(m, &conv, &conversions);
@@ -95,7 +95,7 @@ static void check(const kiln_graph *g, const char *what, int n_in, const int64_t
         int64_t c_in = in_dims[0][1], padded = 0;
         for (int i = 0; i < m->graph->n_nodes; i++)
             if (!m->graph->nodes[i].dead) padded += kn_attr_i(&m->graph->nodes[i], "kiln.pad_channels", 0);
-        int64_t want_pad = g_prec == KILN_PRECISION_FP16 && c_in < 4 ? 4 : 0;
+        int64_t want_pad = (g_prec == KILN_PRECISION_FP16 || g_prec == KILN_PRECISION_BF16) && c_in < 4 ? 4 : 0;
         KT_CHECK(padded == want_pad, "%s %s: the image's conversion pads to %lld channels (want %lld)", what, pn,
                  (long long)padded, (long long)want_pad);
         float *a[4] = {0}, *b = NULL;
@@ -164,6 +164,20 @@ static kiln_graph *dw_head_graph(const int64_t *xd) {
     kt_node_attrs(g, "Gemm", "fc", 3, gin, "y", 1, &tb);
     KT_OK(kiln_graph_add_output(g, "y"));
     return g;
+}
+
+/* Max pools after a conv: the 3x3/2 window (the unrolled form) with padding, 2x2/2 (the general
+ * loop) and 2x2/1 with padding on every side; 16 channels (two vectors a pixel). */
+static void test_max_pools(double tol) {
+    static const int64_t xd[1][4] = {{2, 8, 11, 13}};
+    kiln_graph *g = new_graph(xd[0]);
+    kt_conv(g, "c1", "x", "a", 8, 16, 3, 1);
+    pool(g, "MaxPool", "mp3", "a", "b", 3, 2, 1);
+    pool(g, "MaxPool", "mp2", "b", "c", 2, 2, 0);
+    pool(g, "MaxPool", "mp2p", "c", "y", 2, 1, 1);
+    KT_OK(kiln_graph_add_output(g, "y"));
+    check(g, "max pools", 1, xd, (kt_opts){0}, tol, 1);
+    kiln_graph_free(g);
 }
 
 static void test_small_graphs(void) {
@@ -370,6 +384,7 @@ int main(void) {
     }
     kt_seed(10);
     test_small_graphs();
+    test_max_pools(1e-2);
     test_resnet18();
     test_resnet50_shapes();
     test_igemm();
@@ -383,6 +398,8 @@ int main(void) {
         kiln_graph_free(g);
     }
     g_no_timing = false;
+    g_prec = KILN_PRECISION_BF16; /* 8 bits of mantissa: the pools only select, the conv rounds */
+    test_max_pools(2e-2);
     g_prec = KILN_PRECISION_TF32;
     test_small_graphs();
     test_resnet18();

@@ -153,6 +153,67 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nhwc
     }
 }
 
+// Max pooling of NHWC f16/bf16 in the storage type: pairs compared with __hmax2_nan (a NaN wins,
+// as in the vector kernel above), 16 bytes of channels per thread. The vector kernel converted
+// every element to float and compared one at a time, which bound ResNet's 3x3/2 pool by
+// arithmetic: 21.8 -> 8.6 us at batch 16, 275 -> 169 us at batch 256, 6.7 -> 2.3 us at batch 1
+// (H100, scratch probe, outputs bit for bit the same; bench/NOTES.md section 14). KS > 0: a fixed
+// KS x KS window without dilation, every load issued before the first is used.
+template <typename T2, int KS> __global__ void __launch_bounds__(128) maxpool2d_nhwc_x2(const __grid_constant__ knc_pool p, int n) {
+    const int C8 = (int)(p.c / 8), H = (int)p.in_sp[1], W = (int)p.in_sp[2];
+    const int OH = (int)p.out_sp[1], OW = (int)p.out_sp[2];
+    const int kh = KS ? KS : (int)p.k[1], kw = KS ? KS : (int)p.k[2], sh = (int)p.stride[1], sw = (int)p.stride[2];
+    const int dh = KS ? 1 : (int)p.dil[1], dw = KS ? 1 : (int)p.dil[2], ph = (int)p.pad_begin[1], pw = (int)p.pad_begin[2];
+    // -inf in both halves: what a window of padding only yields (the vector kernel's -INFINITY)
+    const unsigned short ninf_bits = std::is_same<T2, __half2>::value ? 0xFC00 : 0xFF80;
+    T2 ninf;
+    {
+        unsigned int both = (unsigned int)ninf_bits * 0x10001u;
+        memcpy(&ninf, &both, 4);
+    }
+    using E = typename std::conditional<std::is_same<T2, __half2>::value, __half, __nv_bfloat16>::type;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int cv = i % C8, t = i / C8;
+        int ow = t % OW; t /= OW;
+        int oh = t % OH;
+        int nb = t / OH;
+        int h0 = oh * sh - ph, w0 = ow * sw - pw;
+        const E *base = (const E *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * 8;
+        T2 m[4] = {ninf, ninf, ninf, ninf};
+        auto take = [&](uint4 raw) {
+            const T2 *v = (const T2 *)&raw;
+#pragma unroll
+            for (int j = 0; j < 4; j++) m[j] = __hmax2_nan(m[j], v[j]);
+        };
+        if constexpr (KS > 0) {
+            uint4 raw[KS * KS];
+            bool in[KS * KS];
+#pragma unroll
+            for (int a = 0; a < KS; a++)
+#pragma unroll
+                for (int b = 0; b < KS; b++) {
+                    const int h = h0 + a, w = w0 + b;
+                    in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
+                    raw[a * KS + b] = in[a * KS + b] ? *(const uint4 *)(base + ((size_t)h * W + w) * p.c) : make_uint4(0, 0, 0, 0);
+                }
+#pragma unroll
+            for (int e = 0; e < KS * KS; e++)
+                if (in[e]) take(raw[e]);
+        } else {
+            for (int a = 0; a < kh; a++) {
+                int h = h0 + a * dh;
+                if (h < 0 || h >= H) continue;
+                for (int b = 0; b < kw; b++) {
+                    int w = w0 + b * dw;
+                    if (w < 0 || w >= W) continue;
+                    take(*(const uint4 *)(base + ((size_t)h * W + w) * p.c));
+                }
+            }
+        }
+        *(uint4 *)((E *)p.out + (size_t)i * 8) = *(const uint4 *)m;
+    }
+}
+
 // Depthwise convolution, NHWC: cuDNN 9.19's engines took 121 us for a 3x3 over 16x56x56x144 f16
 // on an H200 (the data is 29 MB: about 8 us at memory speed). Consecutive threads take
 // consecutive 8-channel vectors of one output pixel, so input loads are coalesced 16-byte reads
@@ -332,10 +393,19 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
         !p->indices && in_n < INT32_MAX && n < INT32_MAX && ((uintptr_t)p->in | (uintptr_t)p->out) % 16 == 0 &&
         pool_fits_int32(p, 1) && pool_fits_int32(p, 2)) {
         int nv = (int)(n / vw);
+        const bool k3 = p->k[1] == 3 && p->k[2] == 3 && p->dil[1] == 1 && p->dil[2] == 1;
+        if (p->is_max && vw == 8) {
+            unsigned gm = grid_for(nv, 128);
+#define KNC_MAX_X2(T2) (k3 ? maxpool2d_nhwc_x2<T2, 3><<<gm, 128, 0, s>>>(*p, nv) : maxpool2d_nhwc_x2<T2, 0><<<gm, 128, 0, s>>>(*p, nv))
+            if (p->dtype == KILN_F16) KNC_MAX_X2(__half2);
+            else KNC_MAX_X2(__nv_bfloat162);
+#undef KNC_MAX_X2
+            return cudaGetLastError();
+        }
         // A small 3x3 pool (ResNet's at batch 1: 25k vectors) waits on memory latency: the
         // unrolled window and 128 threads a block, so that every SM gets work. A large one is
         // bound by bandwidth, where that form measured 1 % slower (ResNet-18 batch 256, H100).
-        const bool small3 = nv < 65536 && p->k[1] == 3 && p->k[2] == 3 && p->dil[1] == 1 && p->dil[2] == 1;
+        const bool small3 = nv < 65536 && k3;
         const int th = small3 ? 128 : 256;
         unsigned gv = grid_for(nv, th);
 #define KNC_POOL_VEC(T) (small3 ? pool2d_nhwc_vec<T, 3><<<gv, th, 0, s>>>(*p, nv) : pool2d_nhwc_vec<T, 0><<<gv, th, 0, s>>>(*p, nv))
