@@ -58,6 +58,13 @@ typedef struct kn_kernel {
     int prepare_concurrent;
 } kn_kernel;
 
+/* For a kernel's prepare on a new shape's concurrent preparation (src/runtime/prepare.c): whether
+ * the step may put itself back because it would wait on work another thread is doing, and the
+ * call that does so; prepare then returns KILN_OK with its state left NULL, and the runtime
+ * prepares the step again after the others, when it may no longer defer. */
+int kn_prepare_may_defer(void);
+void kn_prepare_defer(void);
+
 typedef struct kn_backend {
     const char *name;
     kiln_device device;

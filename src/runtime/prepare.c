@@ -2,12 +2,15 @@
  * ms a convolution) are spread over helper threads that the backend binds to its device and to
  * library handles of their own; the rest run first, on the calling thread. Among the concurrent
  * steps a failure is reported for the first failing one in step order, whichever thread met it,
- * so the message does not depend on the schedule. docs/DESIGN.md, "Preparing a new shape". */
+ * so the message does not depend on the schedule. A step that would wait on work another thread
+ * is doing (a cuDNN plan shared with a neighbour) puts itself back and is prepared after the
+ * rest, so the thread builds something else meanwhile. docs/DESIGN.md, "Preparing a new shape". */
 #include "runtime.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <unistd.h>
 
 /* Below this many concurrent steps the threads cost more than they save. */
@@ -19,6 +22,10 @@ typedef struct kn_prep_job {
     const int *steps; /* step indices whose prepare may run concurrently */
     int n;
     atomic_int next;   /* the next entry of steps to take */
+    /* entries whose prepare put itself back (kn_prepare_defer): taken again once `next` runs out */
+    int *deferred;
+    atomic_char *deferred_set; /* per slot of deferred: written */
+    atomic_int n_deferred, next_deferred;
     kiln_status *st;   /* per entry; KILN_OK until it fails */
     char **msg;        /* per entry, the failing thread's message */
     atomic_char *done; /* per entry: prepared (successfully or not) */
@@ -48,17 +55,50 @@ static kiln_status kn_prepare_one(kiln_session *s, kn_instance *in, int i) {
     return k->prepare(&in->args[i], &in->kstate[i]);
 }
 
+/* This thread's view of the step it is preparing: whether it may put itself back, and whether it did. */
+static _Thread_local int kn_prep_may_defer_tls, kn_prep_deferred_tls;
+
+int kn_prepare_may_defer(void) { return kn_prep_may_defer_tls; }
+
+void kn_prepare_defer(void) {
+    if (kn_prep_may_defer_tls) kn_prep_deferred_tls = 1;
+}
+
+/* Prepares entry e; with may_defer, an entry that puts itself back goes on the deferred list. */
+static void kn_prep_entry(kn_prep_job *j, int e, int may_defer) {
+    kn_prep_may_defer_tls = may_defer;
+    kn_prep_deferred_tls = 0;
+    kiln_status st = kn_prepare_one(j->s, j->in, j->steps[e]);
+    int deferred = kn_prep_deferred_tls && st == KILN_OK;
+    kn_prep_may_defer_tls = kn_prep_deferred_tls = 0;
+    if (deferred) {
+        int d = atomic_fetch_add(&j->n_deferred, 1);
+        j->deferred[d] = e;
+        atomic_store(&j->deferred_set[d], 1);
+        return;
+    }
+    if (st != KILN_OK) {
+        j->st[e] = st;
+        j->msg[e] = kn_strdup(kiln_last_error());
+        kn_clear_error();
+    }
+    atomic_store(&j->done[e], 1);
+}
+
+/* The entries in order, then the deferred ones (which may wait now: nothing else is left). A
+ * deferral after this thread's second loop ends is taken by the caller's last drain. */
 static void kn_prep_drain(kn_prep_job *j) {
     for (;;) {
         int e = atomic_fetch_add(&j->next, 1);
-        if (e >= j->n) return;
-        kiln_status st = kn_prepare_one(j->s, j->in, j->steps[e]);
-        if (st != KILN_OK) {
-            j->st[e] = st;
-            j->msg[e] = kn_strdup(kiln_last_error());
-            kn_clear_error();
-        }
-        atomic_store(&j->done[e], 1);
+        if (e >= j->n) break;
+        kn_prep_entry(j, e, 1);
+    }
+    for (;;) {
+        int d = atomic_load(&j->next_deferred);
+        if (d >= atomic_load(&j->n_deferred)) return;
+        if (!atomic_compare_exchange_weak(&j->next_deferred, &d, d + 1)) continue;
+        while (!atomic_load(&j->deferred_set[d])) sched_yield(); /* its writer is between two stores */
+        kn_prep_entry(j, j->deferred[d], 0);
     }
 }
 
@@ -86,7 +126,11 @@ static kiln_status kn_prepare_concurrent(kiln_session *s, kn_instance *in, const
     j.st = kn_calloc((size_t)n, sizeof *j.st);
     j.msg = kn_calloc((size_t)n, sizeof *j.msg);
     j.done = kn_calloc((size_t)n, sizeof *j.done);
-    if (!w || !j.st || !j.msg || !j.done) {
+    j.deferred = kn_calloc((size_t)n, sizeof *j.deferred);
+    j.deferred_set = kn_calloc((size_t)n, sizeof *j.deferred_set);
+    atomic_init(&j.n_deferred, 0);
+    atomic_init(&j.next_deferred, 0);
+    if (!w || !j.st || !j.msg || !j.done || !j.deferred || !j.deferred_set) {
         st = kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory preparing a shape");
         goto done;
     }
@@ -97,6 +141,7 @@ static kiln_status kn_prepare_concurrent(kiln_session *s, kn_instance *in, const
     kn_prep_drain(&j);
     for (int t = 1; t < threads; t++)
         if (w[t].started) pthread_join(w[t].thread, NULL);
+    kn_prep_drain(&j); /* what was deferred after the caller's drain ended */
     for (int e = 0; e < n && st == KILN_OK; e++) {
         if (!atomic_load(&j.done[e])) { /* cannot happen: the caller drains until none is left */
             st = kn_error(KILN_ERR_INTERNAL, "step %d was not prepared", steps[e]);
@@ -110,6 +155,8 @@ done:
     kn_free(j.st);
     kn_free(j.msg);
     kn_free((void *)j.done);
+    kn_free(j.deferred);
+    kn_free((void *)j.deferred_set);
     return st;
 }
 

@@ -4,7 +4,8 @@
  * helpers numbered 1..n-1 beside the caller, which prepares the steps not marked first; a
  * failure there is reported first, else the first failing step of the helpers' in step order
  * whichever thread met it, and the session stays usable;
- * refused workers leave the steps to the caller; KILN_PREPARE_THREADS=1 starts no thread;
+ * refused workers leave the steps to the caller; KILN_PREPARE_THREADS=1 starts no thread; steps
+ * that put themselves back (kn_prepare_defer) are prepared again after the rest;
  * outputs match plain C math throughout. */
 #include "testlib.h"
 
@@ -28,6 +29,7 @@ static atomic_int prepared[MAX_STEPS], off_main[MAX_STEPS];
 static atomic_int begins, ends, begin_mask;
 static atomic_int refuse_workers;
 static int fail_step[2] = {-1, -1};
+static atomic_int defer_mask, deferrals[MAX_STEPS]; /* steps that put themselves back while they may */
 
 static int step_of(const kn_node *n) {
     for (int i = 0; i < n_steps; i++)
@@ -40,6 +42,11 @@ static kiln_status wrapped_prepare(const kn_kernel_args *a, void **state) {
     if (i < 0) return kn_error(KILN_ERR_INTERNAL, "unknown step");
     atomic_fetch_add(&prepared[i], 1);
     if (!pthread_equal(pthread_self(), main_thread)) atomic_fetch_add(&off_main[i], 1);
+    if ((atomic_load(&defer_mask) >> i & 1) && kn_prepare_may_defer()) {
+        atomic_fetch_add(&deferrals[i], 1);
+        kn_prepare_defer();
+        return KILN_OK;
+    }
     if (i == fail_step[0] || i == fail_step[1]) return kn_error(KILN_ERR_INVALID_ARGUMENT, "injected failure at step %d", i);
     *state = NULL;
     return original[i]->prepare ? original[i]->prepare(a, state) : KILN_OK;
@@ -111,6 +118,7 @@ static void reset_counts(void) {
     for (int i = 0; i < MAX_STEPS; i++) {
         atomic_store(&prepared[i], 0);
         atomic_store(&off_main[i], 0);
+        atomic_store(&deferrals[i], 0);
     }
     atomic_store(&begins, 0);
     atomic_store(&ends, 0);
@@ -229,6 +237,45 @@ static void test_one_thread(kiln_module *m) {
     kiln_session_free(s);
 }
 
+/* Steps 1, 2 and 6 put themselves back whenever they may (as a convolution does when its shared
+ * plan is being built on another thread): each is prepared again, once, after the rest, when it
+ * may not defer; the run is right; a failure of a deferred step still comes first in step order.
+ * On one thread nothing may defer. */
+static void test_deferred(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "4", 1);
+    atomic_store(&defer_mask, 1 << 1 | 1 << 2 | 1 << 6);
+    kiln_session *s = NULL;
+    for (int rep = 0; rep < 10; rep++) { /* a fresh session each time: every shape is new */
+        KT_OK(kiln_session_create(m, &s));
+        reset_counts();
+        KT_OK(run(s, 1 + rep % 8));
+        int ok = 1;
+        for (int i = 0; i < n_steps; i++) {
+            int d = atomic_load(&defer_mask) >> i & 1;
+            ok &= atomic_load(&deferrals[i]) == d && atomic_load(&prepared[i]) == 1 + d;
+        }
+        KT_CHECK(ok, "batch %d: steps 1, 2, 6 deferred once and prepared twice, the others once", 1 + rep % 8);
+        kiln_session_free(s);
+    }
+    KT_OK(kiln_session_create(m, &s));
+    fail_step[0] = 5;
+    fail_step[1] = 2; /* deferred, so it fails after step 5 has: still reported first */
+    for (int rep = 0; rep < 10; rep++) {
+        reset_counts();
+        KT_FAILS(run(s, 3), KILN_ERR_INVALID_ARGUMENT, "injected failure at step 2");
+    }
+    fail_step[0] = fail_step[1] = -1;
+    kiln_session_free(s);
+    setenv("KILN_PREPARE_THREADS", "1", 1);
+    KT_OK(kiln_session_create(m, &s));
+    reset_counts();
+    KT_OK(run(s, 2));
+    KT_CHECK(count_where(deferrals, 0) == n_steps && count_where(prepared, 1) == n_steps,
+             "one thread: no step may defer, each is prepared once");
+    kiln_session_free(s);
+    atomic_store(&defer_mask, 0);
+}
+
 int main(void) {
     kt_seed(7);
     main_thread = pthread_self();
@@ -239,6 +286,7 @@ int main(void) {
         test_mixed(m);
         test_refused_workers(m);
         test_one_thread(m);
+        test_deferred(m);
         m->backend = kn_backend_cpu(); /* the module frees through its own backend */
         for (int i = 0; i < n_steps; i++) m->part.steps[i].kernel = original[i];
         kiln_module_free(m);

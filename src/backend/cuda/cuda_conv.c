@@ -75,14 +75,15 @@ typedef struct kn_conv_state {
     int dynamic;         /* the graph is built with dynamic shapes, its plan with the step's kernel cache */
     struct kn_dnn_shared *shared; /* set: `plan` is that shared plan's (not owned) */
     kn_cuda_ctx *shared_ctx;
+    int deferred; /* its shared plan was being built on another thread: the step put itself back */
 } kn_conv_state;
 
 /* ---- shared plans ------------------------------------------------------------------------------
  * Steps whose cuDNN graph and stored engine config are the same at a shape (ResNet-50 has 37
  * cuDNN convolutions, about 20 distinct) share one plan: built once per session and shape by the
  * first step that needs it, counted by reference, freed with its last user. A step that finds it
- * being built on another preparation thread waits for it. Everything here holds the context's
- * lock. */
+ * being built on another preparation thread puts itself back (kn_prepare_defer) while it may,
+ * and waits for it when prepared again. Everything here holds the context's lock. */
 #define KN_DNN_SIG_MAX 640
 
 typedef struct kn_dnn_shared {
@@ -916,6 +917,13 @@ static kiln_status kn_conv_plan_shared(const kn_kernel_args *a, kn_conv_state *s
     kn_dnn_shared *e = NULL;
     for (int i = 0; i < c->n_shared && !e; i++)
         if (strcmp(c->shared[i]->sig, sig) == 0) e = c->shared[i];
+    if (e && !e->ready && kn_prepare_may_defer()) {
+        /* another thread is building it: build something else meanwhile (prepare.c) */
+        pthread_mutex_unlock(&c->lock);
+        kn_prepare_defer();
+        s->deferred = 1;
+        return KILN_OK;
+    }
     if (e) {
         e->waiters++;
         while (!e->ready) pthread_cond_wait(&c->shared_ready, &c->lock);
@@ -1007,6 +1015,7 @@ static kiln_status kn_conv_plan_keyed(const kn_kernel_args *a, kn_conv_state *s,
     s->use_eng = NULL;
     s->cpad = 0;
     KN_TRY(st);
+    if (s->deferred) return KILN_OK; /* nothing built: the caller drops this state */
     if (!s->plan) return kn_node_error(n, KILN_ERR_UNSUPPORTED, "the stored engine config does not build at this shape");
     s->fused = fused;
     s->eng_rt = rt;
@@ -1088,6 +1097,10 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     if (a->tactic_key && !a->timing && want >= 0) {
         double t0 = kn_now_ms();
         st = kn_conv_plan_keyed(a, s, &g, a->tactic_key);
+        if (st == KILN_OK && s->deferred) { /* prepared again later (kn_prepare_defer) */
+            kn_conv_state_free(s);
+            return KILN_OK;
+        }
         if (st == KILN_OK) {
             KN_VERBOSE("cuda: %s '%s': stored engine %s, %s%s, prepared in %.2f ms", kn_op_name(n->op),
                        n->name ? n->name : "", a->tactic_key, s->cpad ? "padded" : "unpadded",
