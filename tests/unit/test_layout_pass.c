@@ -199,7 +199,7 @@ static void test_pad_channels(void) {
     int64_t xd[4] = {1, 3, 4, 4}, wd[4] = {5, 3, 2, 3};
     kiln_graph *graph = new_graph(xd);
     float w[5 * 3 * 2 * 3];
-    kt_fill_uniform(w, 91, -1, 1);
+    kt_fill_uniform(w, 5 * 3 * 2 * 3, -1, 1);
     KT_OK(kiln_graph_add_initializer(graph, "w", KILN_F32, 4, wd, w));
     const int64_t ks[2] = {2, 3};
     kiln_attr a = kiln_attr_ints("kernel_shape", 2, ks);

@@ -77,6 +77,51 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const _
     }
 }
 
+// The window of vector i (16 bytes of channels of one output pixel) of a 2-D NHWC pool: take(raw)
+// for each tap inside the image; *h0, *w0 get the window's top-left corner (for an average's
+// divisor). KS > 0: a fixed KS x KS window without dilation (ResNet's 3x3 max pool) whose loads
+// are all issued before the first is used (one at a time, a batch-1 pool waited on nine memory
+// latencies per thread).
+template <typename E, int KS, typename F>
+__device__ __forceinline__ void nhwc_pool_window(const knc_pool &p, int i, int *h0, int *w0, F take) {
+    constexpr int V = 16 / sizeof(E);
+    const int C8 = (int)(p.c / V), H = (int)p.in_sp[1], W = (int)p.in_sp[2];
+    const int OH = (int)p.out_sp[1], OW = (int)p.out_sp[2];
+    int cv = i % C8, t = i / C8;
+    int ow = t % OW; t /= OW;
+    int oh = t % OH;
+    int nb = t / OH;
+    *h0 = oh * (int)p.stride[1] - (int)p.pad_begin[1];
+    *w0 = ow * (int)p.stride[2] - (int)p.pad_begin[2];
+    const E *base = (const E *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * V;
+    if constexpr (KS > 0) {
+        uint4 raw[KS * KS];
+        bool in[KS * KS];
+#pragma unroll
+        for (int a = 0; a < KS; a++)
+#pragma unroll
+            for (int b = 0; b < KS; b++) {
+                const int h = *h0 + a, w = *w0 + b;
+                in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
+                raw[a * KS + b] = in[a * KS + b] ? *(const uint4 *)(base + ((size_t)h * W + w) * p.c) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+        for (int e = 0; e < KS * KS; e++)
+            if (in[e]) take(raw[e]);
+    } else {
+        const int kh = (int)p.k[1], kw = (int)p.k[2], dh = (int)p.dil[1], dw = (int)p.dil[2];
+        for (int a = 0; a < kh; a++) {
+            int h = *h0 + a * dh;
+            if (h < 0 || h >= H) continue;
+            for (int b = 0; b < kw; b++) {
+                int w = *w0 + b * dw;
+                if (w < 0 || w >= W) continue;
+                take(*(const uint4 *)(base + ((size_t)h * W + w) * p.c));
+            }
+        }
+    }
+}
+
 // 2-D pooling of NHWC f16/bf16/f32 data, one 16-byte vector of channels per thread (8 of f16, 4 of
 // f32) and 32-bit index arithmetic. The layout pass gives every pool inside an fp16/bf16/tf32 engine block this form;
 // the generic kernel above (64-bit divisions per element, one element per thread) ran ResNet's
@@ -85,21 +130,14 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const _
 // count of real or (count_include_pad) padded-window elements.
 template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nhwc_vec(const __grid_constant__ knc_pool p, int n) {
     constexpr int V = 16 / sizeof(T);
-    const int C8 = (int)(p.c / V), H = (int)p.in_sp[1], W = (int)p.in_sp[2];
-    const int OH = (int)p.out_sp[1], OW = (int)p.out_sp[2];
-    const int kh = KS ? KS : (int)p.k[1], kw = KS ? KS : (int)p.k[2], sh = (int)p.stride[1], sw = (int)p.stride[2];
-    const int dh = KS ? 1 : (int)p.dil[1], dw = KS ? 1 : (int)p.dil[2], ph = (int)p.pad_begin[1], pw = (int)p.pad_begin[2];
+    const int H = (int)p.in_sp[1], W = (int)p.in_sp[2];
+    const int kh = KS ? KS : (int)p.k[1], kw = KS ? KS : (int)p.k[2];
+    const int dh = KS ? 1 : (int)p.dil[1], dw = KS ? 1 : (int)p.dil[2];
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int cv = i % C8, t = i / C8;
-        int ow = t % OW; t /= OW;
-        int oh = t % OH;
-        int nb = t / OH;
-        int h0 = oh * sh - ph, w0 = ow * sw - pw;
         float acc[V];
         for (int j = 0; j < V; j++) acc[j] = p.is_max ? -INFINITY : 0.0f;
-        int count = 0;
-        const T *base = (const T *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * V;
-        auto take = [&](uint4 raw) {
+        int count = 0, h0, w0;
+        nhwc_pool_window<T, KS>(p, i, &h0, &w0, [&](uint4 raw) {
             const T *v = (const T *)&raw;
             for (int j = 0; j < V; j++) {
                 float x = to_acc<float, T>(v[j]);
@@ -107,34 +145,7 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nhwc
                 else acc[j] += x;
             }
             count++;
-        };
-        if constexpr (KS > 0) {
-            // a fixed KS x KS window (ResNet's 3x3 max pool): every load issued before the first
-            // is used (one at a time, a batch-1 pool waited on nine memory latencies per thread)
-            uint4 raw[KS * KS];
-            bool in[KS * KS];
-#pragma unroll
-            for (int a = 0; a < KS; a++)
-#pragma unroll
-                for (int b = 0; b < KS; b++) {
-                    const int h = h0 + a, w = w0 + b;
-                    in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
-                    raw[a * KS + b] = in[a * KS + b] ? *(const uint4 *)(base + ((size_t)h * W + w) * p.c) : make_uint4(0, 0, 0, 0);
-                }
-#pragma unroll
-            for (int e = 0; e < KS * KS; e++)
-                if (in[e]) take(raw[e]);
-        } else {
-            for (int a = 0; a < kh; a++) {
-                int h = h0 + a * dh;
-                if (h < 0 || h >= H) continue;
-                for (int b = 0; b < kw; b++) {
-                    int w = w0 + b * dw;
-                    if (w < 0 || w >= W) continue;
-                    take(*(const uint4 *)(base + ((size_t)h * W + w) * p.c));
-                }
-            }
-        }
+        });
         if (!p.is_max) {
             int div = count;
             if (p.count_include_pad) {
@@ -160,10 +171,6 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nhwc
 // (H100, scratch probe, outputs bit for bit the same; bench/NOTES.md section 14). KS > 0: a fixed
 // KS x KS window without dilation, every load issued before the first is used.
 template <typename T2, int KS> __global__ void __launch_bounds__(128) maxpool2d_nhwc_x2(const __grid_constant__ knc_pool p, int n) {
-    const int C8 = (int)(p.c / 8), H = (int)p.in_sp[1], W = (int)p.in_sp[2];
-    const int OH = (int)p.out_sp[1], OW = (int)p.out_sp[2];
-    const int kh = KS ? KS : (int)p.k[1], kw = KS ? KS : (int)p.k[2], sh = (int)p.stride[1], sw = (int)p.stride[2];
-    const int dh = KS ? 1 : (int)p.dil[1], dw = KS ? 1 : (int)p.dil[2], ph = (int)p.pad_begin[1], pw = (int)p.pad_begin[2];
     // -inf in both halves: what a window of padding only yields (the vector kernel's -INFINITY)
     const unsigned short ninf_bits = std::is_same<T2, __half2>::value ? 0xFC00 : 0xFF80;
     T2 ninf;
@@ -173,43 +180,13 @@ template <typename T2, int KS> __global__ void __launch_bounds__(128) maxpool2d_
     }
     using E = typename std::conditional<std::is_same<T2, __half2>::value, __half, __nv_bfloat16>::type;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int cv = i % C8, t = i / C8;
-        int ow = t % OW; t /= OW;
-        int oh = t % OH;
-        int nb = t / OH;
-        int h0 = oh * sh - ph, w0 = ow * sw - pw;
-        const E *base = (const E *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * 8;
         T2 m[4] = {ninf, ninf, ninf, ninf};
-        auto take = [&](uint4 raw) {
+        int h0, w0;
+        nhwc_pool_window<E, KS>(p, i, &h0, &w0, [&](uint4 raw) {
             const T2 *v = (const T2 *)&raw;
 #pragma unroll
             for (int j = 0; j < 4; j++) m[j] = __hmax2_nan(m[j], v[j]);
-        };
-        if constexpr (KS > 0) {
-            uint4 raw[KS * KS];
-            bool in[KS * KS];
-#pragma unroll
-            for (int a = 0; a < KS; a++)
-#pragma unroll
-                for (int b = 0; b < KS; b++) {
-                    const int h = h0 + a, w = w0 + b;
-                    in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
-                    raw[a * KS + b] = in[a * KS + b] ? *(const uint4 *)(base + ((size_t)h * W + w) * p.c) : make_uint4(0, 0, 0, 0);
-                }
-#pragma unroll
-            for (int e = 0; e < KS * KS; e++)
-                if (in[e]) take(raw[e]);
-        } else {
-            for (int a = 0; a < kh; a++) {
-                int h = h0 + a * dh;
-                if (h < 0 || h >= H) continue;
-                for (int b = 0; b < kw; b++) {
-                    int w = w0 + b * dw;
-                    if (w < 0 || w >= W) continue;
-                    take(*(const uint4 *)(base + ((size_t)h * W + w) * p.c));
-                }
-            }
-        }
+        });
         *(uint4 *)((E *)p.out + (size_t)i * 8) = *(const uint4 *)m;
     }
 }
