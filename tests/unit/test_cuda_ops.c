@@ -236,6 +236,21 @@ static void binary(const char *op, kiln_dtype dt, float lo, float hi, float lo2,
     tc_finish(&t, label, KILN_PRECISION_FP32, is_float(dt) && dt != KILN_F32 ? LOW : F32);
 }
 
+/* a (dims da) op b (dims db) where one side is a per-channel [C, 1, 1] of the other's NCHW: the
+ * vector kernel's channel operand (aligned or not to its vectors), and the indexed kernel where
+ * the element count is not a whole number of vectors. */
+static void channel_bcast(const char *op, kiln_dtype dt, int ra, const int64_t *da, int rb, const int64_t *db) {
+    tc t;
+    tc_begin(&t);
+    tc_input(&t, "a", dt, ra, da, -1, 1);
+    tc_input(&t, "b", dt, rb, db, -1, 1);
+    tc_node(&t, op, 2, S("a", "b"), 1, S("y"), 0, NULL);
+    char label[96];
+    snprintf(label, sizeof label, "%s %s per-channel bcast [%lld..] [%lld..]", op, kiln_dtype_name(dt), (long long)da[0],
+             (long long)db[0]);
+    tc_finish(&t, label, KILN_PRECISION_FP32, dt == KILN_F32 ? F32 : LOW);
+}
+
 /* Mod with its fmod attribute; integer divisors include 0 (both sides give 0) and -1. `same`:
  * equal shapes of 1122 elements (the vectorized path and its tail), else broadcasting. */
 static void mod_case(kiln_dtype dt, int fmod_c, int same, float lo, float hi, float lo2, float hi2) {
@@ -329,6 +344,11 @@ static void elementwise_cases(void) {
     binary("Add", KILN_F32, -1, 1, -1, 1);
     binary("Add", KILN_F16, -1, 1, -1, 1);
     binary("Add", KILN_I64, -100, 100, -100, 100);
+    channel_bcast("Add", KILN_F32, 4, D(2, 6, 5, 8), 3, D(6, 1, 1));  /* 40 per channel: whole vectors */
+    channel_bcast("Mul", KILN_F16, 4, D(4, 6, 7, 7), 3, D(6, 1, 1));  /* 49: vectors straddle channels */
+    channel_bcast("Sub", KILN_F32, 4, D(1, 6, 5, 8), 3, D(6, 1, 1));  /* batch 1: [C, HW] */
+    channel_bcast("Add", KILN_F32, 4, D(3, 5, 3, 3), 3, D(5, 1, 1));  /* 135 elements: indexed kernel */
+    channel_bcast("Sub", KILN_BF16, 3, D(6, 1, 1), 4, D(2, 6, 4, 4)); /* the channel operand first */
     binary("Sub", KILN_F32, -1, 1, -1, 1);
     binary("Mul", KILN_F32, -1, 1, -1, 1);
     binary("Div", KILN_F32, -1, 1, 0.5f, 2);
@@ -480,6 +500,39 @@ static void nn_cases(void) {
                 A(kiln_attr_ints("kernel_shape", 2, k3), kiln_attr_ints("strides", 2, s2), kiln_attr_ints("pads", 4, p1),
                   kiln_attr_int("ceil_mode", 1)));
         tc_finish(&t, "AveragePool ceil_mode", KILN_PRECISION_FP32, F32);
+    }
+    {
+        /* NCHW float pools take pool2d_nchw; NaNs (Sqrt of the negative sixth of the inputs) must
+         * win their windows as on the CPU, in the fixed 3x3 form and the general one */
+        int64_t k2[2] = {2, 2}, s1[2] = {1, 1};
+        for (int form = 0; form < 2; form++) {
+            tc t;
+            tc_begin(&t);
+            tc_input(&t, "x", KILN_F32, 4, D(2, 3, 12, 9), -0.2f, 1);
+            tc_node(&t, "Sqrt", 1, S("x"), 1, S("r"), 0, NULL);
+            tc_node(&t, "MaxPool", 1, S("r"), 1, S("y"), 3,
+                    A(kiln_attr_ints("kernel_shape", 2, form ? k2 : k3), kiln_attr_ints("strides", 2, form ? s1 : s2),
+                      kiln_attr_ints("pads", 4, p1)));
+            tc_finish(&t, form ? "MaxPool 2x2 s1 p1 with NaNs" : "MaxPool 3x3 s2 p1 with NaNs", KILN_PRECISION_FP32, F32);
+        }
+    }
+    {
+        tc t;
+        tc_begin(&t);
+        int64_t k23[2] = {2, 3}, d21[2] = {2, 1}, s12[2] = {1, 2}, p0[4] = {1, 0, 0, 1};
+        tc_input(&t, "x", KILN_F32, 4, D(2, 3, 13, 11), -1, 1);
+        tc_node(&t, "MaxPool", 1, S("x"), 1, S("y"), 4,
+                A(kiln_attr_ints("kernel_shape", 2, k23), kiln_attr_ints("dilations", 2, d21), kiln_attr_ints("strides", 2, s12),
+                  kiln_attr_ints("pads", 4, p0)));
+        tc_finish(&t, "MaxPool 2x3 dil 2,1 s 1,2", KILN_PRECISION_FP32, F32);
+    }
+    {
+        tc t;
+        tc_begin(&t);
+        int64_t k5[2] = {5, 5}, p2[4] = {2, 2, 2, 2};
+        tc_input(&t, "x", KILN_BF16, 4, D(2, 4, 9, 10), -1, 1);
+        tc_node(&t, "AveragePool", 1, S("x"), 1, S("y"), 2, A(kiln_attr_ints("kernel_shape", 2, k5), kiln_attr_ints("pads", 4, p2)));
+        tc_finish(&t, "AveragePool bf16 5x5 p2", KILN_PRECISION_FP32, LOW);
     }
     const char *glob[2] = {"GlobalAveragePool", "GlobalMaxPool"};
     for (int i = 0; i < 2; i++) {
