@@ -409,6 +409,29 @@ static void conv_cases(void) {
         tc_finish(&t, cs[i].label, cs[i].p, tol);
     }
     {
+        /* fp32 3x3 convolutions large enough that tactic timing may pick cuDNN's Winograd or FFT
+         * engines (strict fp32 adds the global engines the heuristics do not rank): bias + ReLU
+         * fused, and bias + residual + ReLU; whichever tactic wins must agree with the CPU */
+        for (int res = 0; res < 2; res++) {
+            tc t;
+            tc_begin(&t);
+            tc_input(&t, "x", KILN_F32, 4, D(4, 64, 28, 28), -1, 1);
+            tc_const(&t, "w", KILN_F32, 4, D(64, 64, 3, 3), -0.05f, 0.05f);
+            tc_const(&t, "b", KILN_F32, 1, D(64), -1, 1);
+            int64_t pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3};
+            tc_node(&t, "Conv", 3, S("x", "w", "b"), 1, S("c"), 2,
+                    A(kiln_attr_ints("pads", 4, pads), kiln_attr_ints("kernel_shape", 2, ks)));
+            t.n_out--; /* c and s stay inner values, so that the passes fuse them into the convolution */
+            if (res) {
+                tc_node(&t, "Add", 2, S("c", "x"), 1, S("s"), 0, NULL);
+                t.n_out--;
+            }
+            tc_node(&t, "Relu", 1, S(res ? "s" : "c"), 1, S("y"), 0, NULL);
+            tc_finish(&t, res ? "Conv 3x3 fp32 64ch +bias+residual+Relu" : "Conv 3x3 fp32 64ch +bias+Relu",
+                      KILN_PRECISION_FP32, F32);
+        }
+    }
+    {
         tc t;
         tc_begin(&t);
         tc_input(&t, "x", KILN_F32, 3, D(2, 4, 30), -1, 1);

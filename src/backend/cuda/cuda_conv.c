@@ -2,7 +2,10 @@
  *
  * Conv builds one operation graph per shape in prepare: convolution -> add bias -> add residual
  * -> activation (the fused form the passes make) and asks the heuristics for engine configs. The
- * step's tactics are the first KN_DNN_MAX_HEUR configs of heuristics mode A plus one more, the
+ * step's tactics are the first KN_DNN_MAX_HEUR configs of heuristics mode A (in strict fp32, where
+ * the heuristics rank tensor-core engines first and leave knob variants of one or two engines, the
+ * last KN_DNN_GLOBAL_SLOTS places and any left free go to the graph's other global engines, FFT
+ * and Winograd first) plus one more, the
  * first config of the fallback list whose plan finalizes; counting them finalizes nothing, and
  * preparing tactic t finalizes that one plan only (finalizing is the expensive part of a build:
  * some engines compile kernels at run time). A tactic whose plan does not finalize at a shape
@@ -43,6 +46,7 @@
 #define KN_DNN_MAX_DESC 48
 #define KN_DNN_MAX_CFGS 64 /* engine configs read from one heuristics query */
 #define KN_DNN_MIN_PRECOMPILED 3 /* of the mode-A tactics, engines that compile nothing per shape */
+#define KN_DNN_GLOBAL_SLOTS 3    /* strict fp32: of the KN_DNN_MAX_HEUR, places kept for other engines */
 #define KN_CPAD 8          /* channels a narrow NHWC input is padded to */
 
 enum { KN_UID_X = 1, KN_UID_W, KN_UID_Y, KN_UID_BIAS, KN_UID_RES, KN_UID_VIRT = 100 };
@@ -56,6 +60,7 @@ typedef struct kn_conv_state {
     cudnnBackendDescriptor_t plan;
     int64_t plan_ws;
     int n_tactics; /* candidates of the graph the plan came from */
+    int n_global;  /* of them, global engines added in strict fp32 (kn_dnn_global_cfgs) */
     int n_desc;
     cudnnBackendDescriptor_t desc[KN_DNN_MAX_DESC]; /* everything the plans were built from */
     int has_bias, has_res;
@@ -329,6 +334,37 @@ static kiln_status kn_conv_geometry(const kn_kernel_args *a, int transpose, kn_c
 
 /* The engine configs of one heuristics query on `graph`, strict-fp32 filtered, at most `cap`;
  * *n is how many (0 when the heuristics take no engine). The caller destroys them. */
+/* What cuDNN notes about an engine: numerics (non-deterministic; tensor cores or down-converted
+ * inputs, which strict fp32 leaves out; a reduction in reduced precision; an FFT or Winograd
+ * transform; known: the notes could be read) and whether it compiles its kernel at run time. */
+typedef struct kn_dnn_notes { int known, nondet, tensor_core, reduced, transform, runtime; } kn_dnn_notes;
+
+static kn_dnn_notes kn_dnn_engine_notes(cudnnBackendDescriptor_t eng) {
+    kn_dnn_notes r = {0};
+    cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+    cudnnBackendBehaviorNote_t bnotes[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
+    int64_t nn = 0;
+    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                                 CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
+        r.known = 1;
+        for (int64_t k = 0; k < nn && k < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; k++) {
+            if (notes[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) r.nondet = 1;
+            if (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
+                r.tensor_core = 1;
+            if (notes[k] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) r.reduced = 1;
+            if (notes[k] == CUDNN_NUMERICAL_NOTE_FFT || notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD ||
+                notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4 || notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6 ||
+                notes[k] == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13)
+                r.transform = 1;
+        }
+    }
+    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
+                                 CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &nn, bnotes) == CUDNN_STATUS_SUCCESS)
+        for (int64_t k = 0; k < nn && k < CUDNN_BEHAVIOR_NOTE_TYPE_COUNT; k++)
+            if (bnotes[k] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) r.runtime = 1;
+    return r;
+}
+
 static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, int no_runtime,
                                cudnnBackendHeurMode_t mode, cudnnBackendDescriptor_t *out, int cap, int *n) {
     cudnnBackendDescriptor_t heur = NULL;
@@ -357,32 +393,18 @@ static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, 
     for (int i = 0; i < got; i++) {
         /* engines noted non-deterministic (atomics) are left out: the same input gives the same
          * bits in every run, eager or replayed; strict fp32 also leaves out tensor-core engines */
-        int nondet = 0, tensor_core = 0, known = 0;
+        kn_dnn_notes nt = {0};
         cudnnBackendDescriptor_t eng = NULL;
         if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
             int64_t ne = 0;
             if (cudnnBackendGetAttribute(cfgs[i], CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ne, &eng) ==
-                CUDNN_STATUS_SUCCESS) {
-                cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
-                cudnnBackendBehaviorNote_t bnotes[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
-                int64_t nn = 0;
-                if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                                             CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS) {
-                    known = 1;
-                    for (int64_t k = 0; k < nn && k < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; k++) {
-                        if (notes[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) nondet = 1;
-                        if (notes[k] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE || notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
-                            tensor_core = 1;
-                    }
-                }
-                if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
-                                             CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &nn, bnotes) == CUDNN_STATUS_SUCCESS)
-                    for (int64_t k = 0; k < nn && k < CUDNN_BEHAVIOR_NOTE_TYPE_COUNT; k++)
-                        if (bnotes[k] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) runtime[i] = 1;
-            }
+                CUDNN_STATUS_SUCCESS)
+                nt = kn_dnn_engine_notes(eng);
             cudnnBackendDestroyDescriptor(eng);
         }
-        if (strict_fp32 && (tensor_core || !known)) { n_filtered++; continue; }
+        int nondet = nt.nondet;
+        runtime[i] = nt.runtime;
+        if (strict_fp32 && (nt.tensor_core || !nt.known)) { n_filtered++; continue; }
         if (no_runtime && runtime[i]) { n_rt_out++; continue; }
         if (nondet) { nondet_idx[n_nondet++] = i; continue; }
         usable[i] = 1;
@@ -420,6 +442,79 @@ done:
         *n = 0;
     }
     return st;
+}
+
+/* cuDNN's global engine index of an engine config; -1 when it cannot be read. */
+static int64_t kn_dnn_cfg_engine(cudnnBackendDescriptor_t cfg) {
+    cudnnBackendDescriptor_t eng = NULL;
+    int64_t n = 0, gidx = -1;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS) return -1;
+    if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &gidx) != CUDNN_STATUS_SUCCESS)
+        gidx = -1;
+    cudnnBackendDestroyDescriptor(eng);
+    return gidx;
+}
+
+/* Strict fp32: fills out[*n..cap) with the graph's global engines, default knobs, that none of
+ * out[0..*n) uses and that strict fp32 allows (no tensor cores or reduced-precision reductions,
+ * deterministic; none compiling at run time under no_runtime): first those cuDNN notes as FFT or
+ * Winograd, then the others, each in index order. The heuristics rank tensor-core engines first,
+ * so mode A leaves only a few knob variants of one or two engines for an fp32 convolution; the
+ * transform engines it never ranks (workspace-hungry, fp32 arithmetic throughout) took ResNet-18's
+ * 3x3 convolutions at batch 16 from 186 to 65 us (layer4) and 128 to 73 us (layer1) in a probe
+ * on an H200 (bench/NOTES.md section 15). Engine finalization refuses the indexes that do not
+ * take the graph; a config whose plan does not finalize at a shape is skipped when timed.
+ * engs[j] gets the engine of out[j] for each config added (the caller destroys both). */
+#define KN_DNN_MAX_GLOBAL 160
+static void kn_dnn_global_cfgs(cudnnBackendDescriptor_t graph, int no_runtime, cudnnBackendDescriptor_t *out, int cap,
+                               int *n, cudnnBackendDescriptor_t *engs) {
+    int64_t count = 0, got = 0, used[KN_DNN_MAX_HEUR + 1];
+    int n_used = 0, nc = 0;
+    cudnnBackendDescriptor_t cand[KN_DNN_MAX_GLOBAL];
+    int transform[KN_DNN_MAX_GLOBAL];
+    for (int i = 0; i < *n && n_used < KN_DNN_MAX_HEUR + 1; i++) used[n_used++] = kn_dnn_cfg_engine(out[i]);
+    if (cudnnBackendGetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_ENGINE_GLOBAL_COUNT, CUDNN_TYPE_INT64, 1, &got, &count) !=
+        CUDNN_STATUS_SUCCESS)
+        return;
+    for (int64_t gi = 0; gi < count && nc < KN_DNN_MAX_GLOBAL; gi++) {
+        int dup = 0;
+        for (int i = 0; i < n_used; i++) dup |= used[i] == gi;
+        if (dup) continue;
+        cudnnBackendDescriptor_t eng = NULL;
+        if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS) break;
+        int ok = cudnnBackendSetAttribute(eng, CUDNN_ATTR_ENGINE_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph) ==
+                     CUDNN_STATUS_SUCCESS &&
+                 cudnnBackendSetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &gi) == CUDNN_STATUS_SUCCESS &&
+                 cudnnBackendFinalize(eng) == CUDNN_STATUS_SUCCESS;
+        kn_dnn_notes nt = {0};
+        if (ok) nt = kn_dnn_engine_notes(eng);
+        if (ok && nt.known && !nt.tensor_core && !nt.reduced && !nt.nondet && !(no_runtime && nt.runtime)) {
+            transform[nc] = nt.transform;
+            cand[nc++] = eng;
+        } else {
+            cudnnBackendDestroyDescriptor(eng);
+        }
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nc; i++) {
+            if (!cand[i] || transform[i] != (pass == 0) || *n >= cap) continue;
+            cudnnBackendDescriptor_t cfg = NULL;
+            if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg) == CUDNN_STATUS_SUCCESS &&
+                cudnnBackendSetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cand[i]) ==
+                    CUDNN_STATUS_SUCCESS &&
+                cudnnBackendFinalize(cfg) == CUDNN_STATUS_SUCCESS) {
+                engs[*n] = cand[i];
+                out[(*n)++] = cfg;
+                cand[i] = NULL;
+            } else if (cfg) {
+                cudnnBackendDestroyDescriptor(cfg);
+            }
+        }
+    for (int i = 0; i < nc; i++)
+        if (cand[i]) cudnnBackendDestroyDescriptor(cand[i]);
+    (void)cudaGetLastError(); /* engines refusing the graph may leave an error behind */
 }
 
 /* Finalizes the plan of one engine config; 0 when it does not finalize or needs more workspace
@@ -471,12 +566,7 @@ static int kn_dnn_cfg_key(cudnnBackendDescriptor_t cfg, char *buf, size_t cap, i
                                  &nk, knobs) != CUDNN_STATUS_SUCCESS ||
         gidx < 0 || nk < 0 || nk > KN_DNN_MAX_KNOBS)
         goto done;
-    cudnnBackendBehaviorNote_t notes[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
-    int64_t nn = 0;
-    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
-                                 CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &nn, notes) == CUDNN_STATUS_SUCCESS)
-        for (int64_t i = 0; i < nn && i < CUDNN_BEHAVIOR_NOTE_TYPE_COUNT; i++)
-            if (notes[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) *runtime = 1;
+    *runtime = kn_dnn_engine_notes(eng).runtime;
     size_t len = (size_t)snprintf(buf, cap, "e%lld", (long long)gidx);
     for (int64_t i = 0; i < nk && len < cap; i++) {
         cudnnBackendKnobType_t type;
@@ -627,7 +717,8 @@ static int kn_dnn_plan_dynamic(const kn_kernel_args *a, kn_conv_state *s, cudnnB
     return 0;
 }
 
-/* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs, then the fallback list as one
+/* The tactics of `graph`: mode A's first KN_DNN_MAX_HEUR configs (in strict fp32 filled up with
+ * global engines, kn_dnn_global_cfgs), then the fallback list as one
  * more tactic. Sets s->n_tactics; with want >= 0, finalizes the plan of tactic `want` (or, when
  * that one does not finalize here, of the first that does) into s->plan. */
 static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnnBackendDescriptor_t graph, int is_float,
@@ -651,7 +742,14 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
     }
     /* heuristics queries cost more than finalizing a plan (~10 ms each, the fallback list's
      * most): the fallback list is read only when it is counted or needed */
-    kiln_status st = kn_dnn_cfgs(graph, strict_fp32, no_rtc, CUDNN_HEUR_MODE_A, ha, KN_DNN_MAX_HEUR, &na);
+    /* strict fp32: mode A's list is knob variants of one or two engines; the last
+     * KN_DNN_GLOBAL_SLOTS places go to other engines (kn_dnn_global_cfgs) */
+    kiln_status st = kn_dnn_cfgs(graph, strict_fp32, no_rtc, CUDNN_HEUR_MODE_A, ha,
+                                 strict_fp32 ? KN_DNN_MAX_HEUR - KN_DNN_GLOBAL_SLOTS : KN_DNN_MAX_HEUR, &na);
+    cudnnBackendDescriptor_t ge[KN_DNN_MAX_HEUR] = {0}; /* engines of global configs in ha */
+    const int n_heur = na;
+    if (st == KILN_OK && strict_fp32 && na < KN_DNN_MAX_HEUR) kn_dnn_global_cfgs(graph, no_rtc, ha, KN_DNN_MAX_HEUR, &na, ge);
+    s->n_global = na - n_heur;
     if (st == KILN_OK && (want < 0 || want >= na)) {
         st = kn_dnn_cfgs(graph, strict_fp32, no_rtc, CUDNN_HEUR_MODE_FALLBACK, fb, KN_DNN_MAX_CFGS, &nf);
         have_fb = 1;
@@ -686,7 +784,10 @@ static kiln_status kn_dnn_plans(const kn_kernel_args *a, kn_conv_state *s, cudnn
         KN_VERBOSE("cuda: tactic %d of %d: %s after %d finalize attempt(s)", want, s->n_tactics,
                    s->plan ? "plan made" : "no plan", n_tried);
     }
-    for (int i = 0; i < na; i++) cudnnBackendDestroyDescriptor(ha[i]);
+    for (int i = 0; i < na; i++) {
+        cudnnBackendDestroyDescriptor(ha[i]);
+        if (ge[i]) cudnnBackendDestroyDescriptor(ge[i]);
+    }
     for (int i = 0; i < nf; i++) cudnnBackendDestroyDescriptor(fb[i]);
     return st;
 }
@@ -1172,7 +1273,9 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
         }
     }
     int fused_count = s->fused && want < 0 ? s->n_tactics : 0;
-    if (!s->fused || (fused_count > 0 && fused_count <= KN_DNN_MAX_HEUR)) {
+    /* weak: fewer than KN_DNN_MAX_HEUR ranked by the heuristics (global engines added for strict
+     * fp32 do not count: they fill the slots the tensor-core engines left) */
+    if (!s->fused || (fused_count > 0 && fused_count - s->n_global <= KN_DNN_MAX_HEUR)) {
         /* start over without the activation in the graph (the fused descriptors are not needed):
          * bias and residual still in cuDNN's graph where the second list stands in for a fused
          * one (cuDNN 9.19's engines for a convolution alone were 8x slower than for convolution
