@@ -89,11 +89,42 @@ __device__ __forceinline__ int pool2d_avg_divisor(const knc_pool &p, int h0, int
     return ((eh - h0 + dh - 1) / dh) * ((ew - w0 + dw - 1) / dw);
 }
 
+// The taps of a 2-D window with top-left corner (h0, w0) over an H x W image: take(load(h, w))
+// for each tap inside it. KS > 0: a fixed KS x KS window without dilation (ResNet's 3x3 pools)
+// whose loads are all issued before the first is used (one at a time, a batch-1 pool waited on
+// nine memory latencies per thread); else kh x kw with dilations dh, dw.
+template <int KS, typename L, typename F>
+__device__ __forceinline__ void pool2d_taps(int h0, int w0, int H, int W, int kh, int kw, int dh, int dw, L load, F take) {
+    if constexpr (KS > 0) {
+        using V = decltype(load(0, 0));
+        V v[KS * KS];
+        bool in[KS * KS];
+#pragma unroll
+        for (int a = 0; a < KS; a++)
+#pragma unroll
+            for (int b = 0; b < KS; b++) {
+                const int h = h0 + a, w = w0 + b;
+                in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
+                v[a * KS + b] = in[a * KS + b] ? load(h, w) : V{};
+            }
+#pragma unroll
+        for (int e = 0; e < KS * KS; e++)
+            if (in[e]) take(v[e]);
+    } else {
+        for (int a = 0; a < kh; a++) {
+            const int h = h0 + a * dh;
+            if (h < 0 || h >= H) continue;
+            for (int b = 0; b < kw; b++) {
+                const int w = w0 + b * dw;
+                if (w >= 0 && w < W) take(load(h, w));
+            }
+        }
+    }
+}
+
 // The window of vector i (16 bytes of channels of one output pixel) of a 2-D NHWC pool: take(raw)
-// for each tap inside the image; *h0, *w0 get the window's top-left corner (for an average's
-// divisor). KS > 0: a fixed KS x KS window without dilation (ResNet's 3x3 max pool) whose loads
-// are all issued before the first is used (one at a time, a batch-1 pool waited on nine memory
-// latencies per thread).
+// for each tap inside the image (pool2d_taps); *h0, *w0 get the window's top-left corner (for an
+// average's divisor).
 template <typename E, int KS, typename F>
 __device__ __forceinline__ void nhwc_pool_window(const knc_pool &p, int i, int *h0, int *w0, F take) {
     constexpr int V = 16 / sizeof(E);
@@ -106,32 +137,8 @@ __device__ __forceinline__ void nhwc_pool_window(const knc_pool &p, int i, int *
     *h0 = oh * (int)p.stride[1] - (int)p.pad_begin[1];
     *w0 = ow * (int)p.stride[2] - (int)p.pad_begin[2];
     const E *base = (const E *)p.in + (size_t)nb * H * W * p.c + (size_t)cv * V;
-    if constexpr (KS > 0) {
-        uint4 raw[KS * KS];
-        bool in[KS * KS];
-#pragma unroll
-        for (int a = 0; a < KS; a++)
-#pragma unroll
-            for (int b = 0; b < KS; b++) {
-                const int h = *h0 + a, w = *w0 + b;
-                in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
-                raw[a * KS + b] = in[a * KS + b] ? *(const uint4 *)(base + ((size_t)h * W + w) * p.c) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-        for (int e = 0; e < KS * KS; e++)
-            if (in[e]) take(raw[e]);
-    } else {
-        const int kh = (int)p.k[1], kw = (int)p.k[2], dh = (int)p.dil[1], dw = (int)p.dil[2];
-        for (int a = 0; a < kh; a++) {
-            int h = *h0 + a * dh;
-            if (h < 0 || h >= H) continue;
-            for (int b = 0; b < kw; b++) {
-                int w = *w0 + b * dw;
-                if (w < 0 || w >= W) continue;
-                take(*(const uint4 *)(base + ((size_t)h * W + w) * p.c));
-            }
-        }
-    }
+    pool2d_taps<KS>(*h0, *w0, H, W, (int)p.k[1], (int)p.k[2], (int)p.dil[1], (int)p.dil[2],
+                    [&](int h, int w) { return *(const uint4 *)(base + ((size_t)h * W + w) * p.c); }, take);
 }
 
 // 2-D pooling of NHWC f16/bf16/f32 data, one 16-byte vector of channels per thread (8 of f16, 4 of
@@ -189,30 +196,7 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nchw
             else acc += x;
             count++;
         };
-        if constexpr (KS > 0) {
-            float v[KS * KS];
-            bool in[KS * KS];
-#pragma unroll
-            for (int a = 0; a < KS; a++)
-#pragma unroll
-                for (int b = 0; b < KS; b++) {
-                    const int h = h0 + a, w = w0 + b;
-                    in[a * KS + b] = h >= 0 && h < H && w >= 0 && w < W;
-                    v[a * KS + b] = in[a * KS + b] ? to_acc<float, T>(base[h * W + w]) : 0.0f;
-                }
-#pragma unroll
-            for (int e = 0; e < KS * KS; e++)
-                if (in[e]) take(v[e]);
-        } else {
-            for (int a = 0; a < kh; a++) {
-                const int h = h0 + a * dh;
-                if (h < 0 || h >= H) continue;
-                for (int b = 0; b < kw; b++) {
-                    const int w = w0 + b * dw;
-                    if (w >= 0 && w < W) take(to_acc<float, T>(base[h * W + w]));
-                }
-            }
-        }
+        pool2d_taps<KS>(h0, w0, H, W, kh, kw, dh, dw, [&](int h, int w) { return to_acc<float, T>(base[h * W + w]); }, take);
         if (!p.is_max) {
             const int div = pool2d_avg_divisor(p, h0, w0, kh, kw, dh, dw, count);
             acc = div > 0 ? acc / (float)div : 0.0f;
