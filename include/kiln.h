@@ -235,7 +235,10 @@ typedef struct kiln_build_config {
     bool require_full_compilation;      /* a graph break is an error */
     bool pass_through_build_failures;   /* a failed engine build is an error, not a fallback */
     bool optimize;                      /* run the graph passes (default true) */
-    size_t workspace_limit;             /* bytes for library workspaces (0: kiln chooses) */
+    size_t workspace_limit;             /* the most workspace bytes one cuDNN plan may use; plans
+                                         * needing more are not considered (0: kiln's limit, 1 GiB).
+                                         * cuBLASLt keeps its fixed 32 MiB per session; kept in the
+                                         * module */
     const char *timing_cache;           /* path of a timing cache file, or NULL */
     bool time_tactics;                  /* measure candidate kernels (default true) */
     int verbose;                        /* progress and pass effects on stderr */

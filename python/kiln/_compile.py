@@ -364,6 +364,8 @@ def _compile_graph(graph, inputs_by_name, device, device_index, precision, min_b
     cfg.avoid_runtime_compilation = bool(avoid_runtime_compilation)
     cfg.verbose = int(bool(debug))
     if workspace_size:
+        if int(workspace_size) < 0:
+            raise ValueError("workspace_size must be >= 0 bytes, got %r" % (workspace_size,))
         cfg.workspace_limit = int(workspace_size)
     keep = []  # the byte strings cfg points at live until kiln_compile returns
     if timing_cache_path:
@@ -401,8 +403,9 @@ def compile(model, inputs=None, *, ir=None, arg_inputs=None, min_block_size=5,
     "fp32"/"tf32"/"fp16"/"bf16"; the fastest allowed is used. device: "cuda", "cuda:N", "cpu" or
     None (CUDA when torch and kiln both see a GPU). avoid_runtime_compilation: no library kernels
     compiled or set up per shape (cuDNN runtime fusion, engines that pick a kernel per shape), so a
-    new shape takes milliseconds, at some cost in speed. `ir` is accepted for seed compatibility and
-    ignored (kiln always compiles ahead of time)."""
+    new shape takes milliseconds, at some cost in speed. workspace_size: the most workspace bytes one
+    cuDNN plan may use (0: kiln's limit, 1 GiB); faster engines that need more are not considered.
+    `ir` is accepted for seed compatibility and ignored (kiln always compiles ahead of time)."""
     from ._module import CompiledModule
 
     if kwargs:

@@ -317,6 +317,7 @@ static kiln_status kn_front_end(const kiln_graph *graph, const kiln_build_config
     m->min_block_size = c->min_block_size;
     m->require_full_compilation = c->require_full_compilation;
     m->avoid_runtime_compilation = c->avoid_runtime_compilation;
+    m->workspace_limit = c->workspace_limit;
     m->pass_through_build_failures = c->pass_through_build_failures;
     if (c->num_fallback_ops) {
         m->fallback_ops = kn_calloc((size_t)c->num_fallback_ops, sizeof(char *));
@@ -475,8 +476,8 @@ kiln_status kiln_module_report(const kiln_module *m, bool json, char **out) {
     kn_strbuf sb = {0};
     const kn_graph *g = m->graph;
     if (json) {
-        kn_sb_printf(&sb, "{\"device\": \"%s\", \"precision\": \"%s\", \"build_ms\": %.3f, \"arena_bytes\": %zu, \"peak_live_bytes\": %zu, \"inputs\": [",
-                     m->backend->name, kn_precision_name(m->precision), m->build_ms, m->arena_size, m->peak_live);
+        kn_sb_printf(&sb, "{\"device\": \"%s\", \"precision\": \"%s\", \"build_ms\": %.3f, \"arena_bytes\": %zu, \"peak_live_bytes\": %zu, \"workspace_limit_bytes\": %zu, \"inputs\": [",
+                     m->backend->name, kn_precision_name(m->precision), m->build_ms, m->arena_size, m->peak_live, m->workspace_limit);
         for (int k = 0; k < m->n_inputs; k++) kn_io_report(&m->inputs[k], "input", 1, k == 0, &sb);
         kn_sb_puts(&sb, "], \"outputs\": [");
         for (int k = 0; k < m->n_outputs; k++) kn_io_report(&m->outputs[k], "output", 1, k == 0, &sb);

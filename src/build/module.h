@@ -61,6 +61,7 @@ struct kiln_module {
     int min_block_size;
     int require_full_compilation, pass_through_build_failures;
     int avoid_runtime_compilation; /* kiln_build_config's: kernels compiled per shape are left out */
+    size_t workspace_limit;        /* kiln_build_config's: a cuDNN plan's most workspace (0: kiln's) */
     char **fallback_ops;
     int n_fallback_ops;
 

@@ -89,6 +89,10 @@ static uint64_t kn_step_key(const char *device, const kiln_module *m, const kn_k
     h = kn_hash_bytes(h, &m->precision, sizeof m->precision);
     if (m->avoid_runtime_compilation) /* other candidate lists (hashed only when set: older keys stay valid) */
         h = kn_hash_bytes(h, "no-rtc", 6);
+    if (m->workspace_limit) /* plans over the limit are not candidates (hashed only when set) */
+        h = kn_hash_bytes(h, &m->workspace_limit, sizeof m->workspace_limit);
+    if (m->precision == KILN_PRECISION_FP32) /* strict fp32's lists gained cuDNN's global engines: timed again */
+        h = kn_hash_bytes(h, "fp32-engines-2", 14);
     if (kernel_checks_setup) /* choices made before the per-shape setup check are timed again */
         h = kn_hash_bytes(h, "setup-check-2", 13);
     h = kn_hash_bytes(h, &a->node->op, sizeof a->node->op);

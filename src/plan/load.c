@@ -219,6 +219,14 @@ static kiln_status kn_load_conf(kn_loader *L) {
             if (m->fallback_ops[i]) m->n_fallback_ops++;
         }
     }
+    /* the workspace limit came later: files written before it end here (limit 0, kiln's) */
+    if (r->st == KILN_OK && r->pos < r->n) {
+        uint64_t ws = kn_rd_u64(r, "workspace limit");
+#if SIZE_MAX < UINT64_MAX
+        if (r->st == KILN_OK && ws > SIZE_MAX) kn_rd_fail(r, "workspace limit %llu does not fit", (unsigned long long)ws);
+#endif
+        m->workspace_limit = (size_t)ws;
+    }
     return kn_section_done(r, "CONF");
 }
 

@@ -92,6 +92,7 @@ static void kn_save_conf(kn_saver *sv) {
                              (m->avoid_runtime_compilation ? 4u : 0u));
     kn_wb_u32(&sv->meta, (uint32_t)m->n_fallback_ops);
     for (int i = 0; i < m->n_fallback_ops; i++) kn_wb_str(&sv->meta, m->fallback_ops[i]);
+    kn_wb_u64(&sv->meta, (uint64_t)m->workspace_limit);
     kn_sec_end(sv, at);
 }
 

@@ -81,7 +81,7 @@ def case_help():
         check(rc == 0 and out3 == out2, "kiln %s -h is --help" % cmd)
     for cmd, words in [("build", ["--dry-run", "--fallback-ops", "--min-block-size", "--require-full-compilation",
                                   "--pass-through-build-failures", "--timing-cache", "--fp16", "--bf16", "--tf32",
-                                  "--device", "-o"]),
+                                  "--device", "--workspace-mib", "-o"]),
                        ("run", ["--input", "--output-dir", "--shapes", "--cudagraphs", "--seed"]),
                        ("bench", ["--warmup-ms", "--duration-s", "--iterations", "--json", "all", "p99", "enqueue"]),
                        ("inspect", ["--json", "--graph", "memory plan"])]:
@@ -122,6 +122,9 @@ def case_bad_flags():
     expect(["build", "m.kiln", "-o", "y.kiln"], 2, "already compiled")
     expect(["inspect", "m.kiln", "--graph"], 2, "--graph shows an imported ONNX graph")
     expect(["run", "m.kiln", "--fp16"], 2, "--fp16 applies to .onnx models")
+    expect(["build", m, "--workspace-mib", "0"], 2, "--workspace-mib '0': expected a whole number of MiB")
+    expect(["build", m, "--workspace-mib", "lots"], 2, "--workspace-mib 'lots'")
+    expect(["run", "m.kiln", "--workspace-mib", "64"], 2, "--workspace-mib applies to .onnx models")
 
 
 def case_bad_shapes():
@@ -344,13 +347,15 @@ def case_inspect_cpu():
 def case_build_save():
     m = model("add_relu")
     ok, out, err = expect(["build", m, "--min", "x:1x8", "--opt", "x:4x8", "--max", "x:16x8", "--device", "cpu",
-                           "--min-block-size", "1", "-o", "add_relu.kiln"], 0)
+                           "--min-block-size", "1", "--workspace-mib", "48", "-o", "add_relu.kiln"], 0)
     check("partition:" in out and "saved add_relu.kiln" in out, "build prints a summary and saves", out + err)
     kf = os.path.join(ARGS.work, "add_relu.kiln")
     if not check(os.path.exists(kf), "build writes the .kiln file"):
         return
     ok, out, err = expect(["inspect", "add_relu.kiln"], 0)
     check("min 1x8 opt 4x8 max 16x8" in out, "inspect of the .kiln keeps the profile", out)
+    ok, out, err = expect(["inspect", "add_relu.kiln", "--json"], 0)
+    check('"workspace_limit_bytes": %d' % (48 << 20) in out, "the .kiln keeps --workspace-mib", out)
     x = np.random.default_rng(2).uniform(-1, 1, size=(7, 8)).astype(np.float32)
     np.save(os.path.join(ARGS.work, "x7.npy"), x)
     ok, out, err = expect(["run", "add_relu.kiln", "--input", "x=x7.npy", "--output-dir", "ok"], 0)

@@ -564,6 +564,19 @@ def test_save_load_round_trip(cnn, cnn_cpu, tmp_path):
         kiln.load(str(tmp_path / "missing.kiln"))
 
 
+def test_workspace_size_reaches_the_engine(cnn, tmp_path):
+    # Torch-TensorRT's workspace_size: kept in the module (the JSON report shows it) and in its
+    # engine file; the CPU backend has no library workspaces, so it only has to come back
+    import json
+    m = kiln.compile(cnn, inputs=[cnn_profile()], device="cpu", workspace_size=48 << 20)
+    assert json.loads(m.report(json=True))["workspace_limit_bytes"] == 48 << 20
+    path = str(tmp_path / "ws.kiln")
+    kiln.save(m, path)
+    assert json.loads(kiln.load(path).report(json=True))["workspace_limit_bytes"] == 48 << 20
+    default = kiln.compile(cnn, inputs=[cnn_profile()], device="cpu")
+    assert json.loads(default.report(json=True))["workspace_limit_bytes"] == 0
+
+
 def test_module_description(cnn_cpu):
     assert "x" in repr(cnn_cpu)
     assert set(cnn_cpu.counters()) == {"runs", "captures", "replays", "cache_hits", "updates", "evictions",

@@ -161,7 +161,7 @@ static void check_same_module(const kiln_module *a, const kiln_module *b, int wa
     KT_CHECK(a->backend == b->backend && a->device == b->device && a->device_index == b->device_index, "backend/device");
     KT_CHECK(a->precision == b->precision && a->min_block_size == b->min_block_size &&
                  a->require_full_compilation == b->require_full_compilation &&
-                 a->avoid_runtime_compilation == b->avoid_runtime_compilation &&
+                 a->avoid_runtime_compilation == b->avoid_runtime_compilation && a->workspace_limit == b->workspace_limit &&
                  a->pass_through_build_failures == b->pass_through_build_failures, "build config");
     KT_CHECK(a->n_fallback_ops == b->n_fallback_ops, "fallback ops %d vs %d", a->n_fallback_ops, b->n_fallback_ops);
     for (int i = 0; i < a->n_fallback_ops && i < b->n_fallback_ops; i++)
@@ -497,6 +497,7 @@ static void test_tactic_keys(void) {
     static const char key[] = "cudnn1:f1:p0:r0:e12:k3=1,5=0";
     snprintf(m->part.steps[0].tactic_key, sizeof m->part.steps[0].tactic_key, "%s", key);
     m->avoid_runtime_compilation = 1; /* a build flag the file keeps (CONF bit 2) */
+    m->workspace_limit = (size_t)48 << 20; /* and the workspace limit (CONF's last field) */
     void *d = NULL;
     size_t n = 0;
     KT_OK(kn_plan_save_memory(m, &d, &n));
@@ -505,6 +506,7 @@ static void test_tactic_keys(void) {
     if (l) {
         check_same_module(m, l, 1);
         KT_CHECK(l->avoid_runtime_compilation == 1, "avoid_runtime_compilation came back");
+        KT_CHECK(l->workspace_limit == (size_t)48 << 20, "the workspace limit came back (%zu)", l->workspace_limit);
         KT_CHECK(!strcmp(l->part.steps[0].tactic_key, key) && !l->part.steps[1].tactic_key[0],
                  "the key came back ('%s'), the other steps have none", l->part.steps[0].tactic_key);
         char *report = NULL;

@@ -333,6 +333,7 @@ void kc_build_init(kc_build *b, int shapes_are_profile) {
     b->shapes_are_profile = shapes_are_profile;
     b->precision = -1;
     b->min_block_size = -1;
+    b->workspace_mib = -1;
     b->device = KILN_DEVICE_AUTO;
 }
 
@@ -427,6 +428,14 @@ int kc_build_flag(kc_args *a, kc_build *b) {
         b->avoid_rtc = true;
         return 1;
     }
+    if (kc_flag(a, "--workspace-mib", NULL)) {
+        long long v;
+        if (a->failed) return 1;
+        if (!kc_parse_ll(a->value, 1, 1 << 20, &v))
+            kc_usage(a, "--workspace-mib '%s': expected a whole number of MiB from 1 to 1048576", a->value);
+        else b->workspace_mib = v;
+        return 1;
+    }
     if (kc_switch(a, "--pass-through-build-failures")) {
         b->pass_through = true;
         return 1;
@@ -472,6 +481,8 @@ void kc_build_help(FILE *f, int shapes_are_profile) {
             "  --avoid-runtime-compilation no library kernels compiled or set up for each new shape\n"
             "                              (cuDNN's runtime fusion, engines that pick a kernel per\n"
             "                              shape): a new shape takes milliseconds, at some cost in speed\n"
+            "  --workspace-mib N           the most workspace one cuDNN plan may use, in MiB (default\n"
+            "                              1024); plans needing more are not considered\n"
             "  --verbose, -v               log the passes and the build on stderr\n"
             "Missing profile parts are filled in: opt from %s, min and max from opt.\n",
             shapes_are_profile ? "max (else min)" : "--shapes (else max, else min)");
@@ -505,6 +516,7 @@ int kc_build_config(const char *cmd, kc_build *b, const kc_shapes *extra, kiln_b
     cfg->num_fallback_ops = b->n_fallback;
     cfg->require_full_compilation = b->require_full;
     cfg->avoid_runtime_compilation = b->avoid_rtc;
+    if (b->workspace_mib > 0) cfg->workspace_limit = (size_t)b->workspace_mib << 20;
     cfg->pass_through_build_failures = b->pass_through;
     cfg->timing_cache = b->timing_cache;
     cfg->verbose = b->verbose ? 1 : 0;
@@ -643,7 +655,7 @@ int kc_load_model(const char *cmd, const char *path, kc_build *b, const kc_shape
                          : (b->shapes.n && b->shapes_are_profile) ? "--shapes" : b->precision_flag ? b->precision_flag
                          : b->n_fallback ? "--fallback-ops" : b->min_block_size >= 0 ? "--min-block-size"
                          : b->require_full ? "--require-full-compilation"
-                         : b->avoid_rtc ? "--avoid-runtime-compilation"
+                         : b->avoid_rtc ? "--avoid-runtime-compilation" : b->workspace_mib > 0 ? "--workspace-mib"
                          : b->pass_through ? "--pass-through-build-failures" : b->timing_cache ? "--timing-cache" : NULL;
         if (flag)
             return kiln_cli_usage_error(cmd, "%s applies to .onnx models; %s is already compiled", flag, path);

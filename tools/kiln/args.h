@@ -93,6 +93,7 @@ typedef struct kc_build {
     int n_fallback;
     int min_block_size; /* -1: the default */
     bool require_full, pass_through, avoid_rtc;
+    long long workspace_mib; /* --workspace-mib; -1: not given */
     kiln_device device;
     int device_index;
     const char *timing_cache;

@@ -305,6 +305,7 @@ static kiln_status kn_cuda_session_init(const struct kiln_module *m, size_t aren
     c->device = m->device_index;
     c->precision = m->precision;
     c->avoid_runtime_compilation = m->avoid_runtime_compilation;
+    c->dnn_ws_cap = m->workspace_limit && m->workspace_limit < KN_CUDNN_WS_MAX ? m->workspace_limit : KN_CUDNN_WS_MAX;
     kiln_status st = KILN_OK;
     KN_CU_GOTO(st, cudaStreamCreateWithFlags(&c->own_stream, cudaStreamNonBlocking), fail);
     c->stream = c->own_stream;
@@ -349,7 +350,8 @@ kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
 }
 
 size_t kn_cuda_dnn_ws_limit_locked(const kn_cuda_ctx *c) {
-    return c->recording || c->live_graphs > 0 ? c->dnn_ws_bytes : KN_CUDNN_WS_MAX;
+    if (c->recording || c->live_graphs > 0) return c->dnn_ws_bytes < c->dnn_ws_cap ? c->dnn_ws_bytes : c->dnn_ws_cap;
+    return c->dnn_ws_cap;
 }
 
 size_t kn_cuda_dnn_ws_limit(kn_cuda_ctx *c) {

@@ -16,7 +16,7 @@
 /* Library workspaces. cuBLASLt gets a fixed slab per session (what NVIDIA recommends on Hopper);
  * cuDNN gets at least KN_CUDNN_WS_MIN and grows, outside any capture, while no recorded graph
  * of the session could still point at the old buffer. Plans needing more than KN_CUDNN_WS_MAX
- * are not considered. */
+ * (or the module's workspace_limit, when lower) are not considered. */
 #define KN_CUBLASLT_WS_BYTES ((size_t)32 << 20)
 #define KN_CUDNN_WS_MIN ((size_t)16 << 20)
 #define KN_CUDNN_WS_MAX ((size_t)1 << 30)
@@ -37,6 +37,7 @@ typedef struct kn_cuda_ctx {
     cudnnHandle_t dnn;
     void *dnn_ws;
     size_t dnn_ws_bytes;
+    size_t dnn_ws_cap; /* the most a plan may use: the module's workspace_limit, else KN_CUDNN_WS_MAX */
     /* Preparation threads (backend.h worker_begin): a cuDNN handle each, made on first use, for
      * finalizing plans (runs execute them on `dnn`); `lock` guards the workspace size and the
      * kernel caches below while they prepare. */
