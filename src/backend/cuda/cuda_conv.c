@@ -332,8 +332,6 @@ static kiln_status kn_conv_geometry(const kn_kernel_args *a, int transpose, kn_c
 
 /* ---- plans ----------------------------------------------------------------------------------------- */
 
-/* The engine configs of one heuristics query on `graph`, strict-fp32 filtered, at most `cap`;
- * *n is how many (0 when the heuristics take no engine). The caller destroys them. */
 /* What cuDNN notes about an engine: numerics (non-deterministic; tensor cores or down-converted
  * inputs, which strict fp32 leaves out; a reduction in reduced precision; an FFT or Winograd
  * transform; known: the notes could be read) and whether it compiles its kernel at run time. */
@@ -365,6 +363,8 @@ static kn_dnn_notes kn_dnn_engine_notes(cudnnBackendDescriptor_t eng) {
     return r;
 }
 
+/* The engine configs of one heuristics query on `graph`, strict-fp32 filtered, at most `cap`;
+ * *n is how many (0 when the heuristics take no engine). The caller destroys them. */
 static kiln_status kn_dnn_cfgs(cudnnBackendDescriptor_t graph, int strict_fp32, int no_runtime,
                                cudnnBackendHeurMode_t mode, cudnnBackendDescriptor_t *out, int cap, int *n) {
     cudnnBackendDescriptor_t heur = NULL;
