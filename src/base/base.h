@@ -122,5 +122,6 @@ void kn_sb_free(kn_strbuf *sb);
 
 /* ---- time ---------------------------------------------------------------------------------------- */
 double kn_now_ms(void); /* monotonic clock */
+double kn_median(double *v, int n); /* of n > 0 timings; sorts v in place */
 
 #endif

@@ -192,13 +192,7 @@ static kiln_status kn_time_step(kiln_session *s, const kn_kernel *k, const kn_ke
         KN_TRY(s->be->synchronize(s->ctx));
         t[r] = kn_now_ms() - t0;
     }
-    for (int i = 1; i < reps; i++) /* insertion sort of 5 */
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1];
-            t[j - 1] = x;
-        }
-    *ms = (float)t[reps / 2];
+    *ms = (float)kn_median(t, reps);
     return KILN_OK;
 }
 

@@ -12,16 +12,6 @@
 #define KN_PROF_REPEAT 10   /* launches of a step per timed graph */
 #define KN_PROF_E2E_RUNS 50 /* timed end-to-end runs */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static kiln_status kn_prof_begin(kiln_session *s, double *t0) {
     *t0 = 0;
     if (s->be->timer_begin) return s->be->timer_begin(s->ctx);
@@ -65,7 +55,7 @@ static kiln_status kn_prof_step(kiln_session *s, kn_instance *in, int i, int run
     if (st == KILN_OK) st = s->be->synchronize(s->ctx);
     if (g) s->be->graph_free(s->ctx, g);
     if (st != KILN_OK) return kn_error_context(st, "profiling step %d", i);
-    e->ms = median(t, runs);
+    e->ms = kn_median(t, runs);
     return KILN_OK;
 }
 
@@ -102,7 +92,7 @@ kiln_status kn_session_profile(kiln_session *s, const kiln_tensor *inputs, int n
     }
     if (st != KILN_OK) goto done;
     out->e2e_runs = KN_PROF_E2E_RUNS;
-    out->e2e_ms = median(t, KN_PROF_E2E_RUNS);
+    out->e2e_ms = kn_median(t, KN_PROF_E2E_RUNS);
     int64_t dims[64][KILN_MAX_RANK];
     if (m->n_inputs > 64) {
         st = kn_error(KILN_ERR_UNSUPPORTED, "more than 64 inputs");

@@ -77,6 +77,10 @@ template <typename T> __global__ void __launch_bounds__(256) pool_kernel(const _
     }
 }
 
+// The running maximum with x taken in; the first NaN wins and stays, as on the CPU (the pools
+// here carry no index, so any NaN).
+__device__ __forceinline__ float pool_max_nan(float acc, float x) { return (x > acc || (x != x && acc == acc)) ? x : acc; }
+
 // An average's divisor for a 2-D window with top-left corner (h0, w0): the `count` taps inside
 // the image, or with count_include_pad the taps inside the padded image.
 __device__ __forceinline__ int pool2d_avg_divisor(const knc_pool &p, int h0, int w0, int kh, int kw, int dh, int dw,
@@ -159,7 +163,7 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nhwc
             const T *v = (const T *)&raw;
             for (int j = 0; j < V; j++) {
                 float x = to_acc<float, T>(v[j]);
-                if (p.is_max) acc[j] = (x > acc[j] || (x != x && acc[j] == acc[j])) ? x : acc[j];
+                if (p.is_max) acc[j] = pool_max_nan(acc[j], x);
                 else acc[j] += x;
             }
             count++;
@@ -192,7 +196,7 @@ template <typename T, int KS> __global__ void __launch_bounds__(256) pool2d_nchw
         float acc = p.is_max ? -INFINITY : 0.0f;
         int count = 0;
         auto take = [&](float x) {
-            if (p.is_max) acc = (x > acc || (x != x && acc == acc)) ? x : acc;
+            if (p.is_max) acc = pool_max_nan(acc, x);
             else acc += x;
             count++;
         };
@@ -403,6 +407,8 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
     if (p->nhwc && (p->indices || p->c <= 0 || p->nc % p->c)) return cudaErrorInvalidValue;
     if (!p->is_max && (p->indices || p->col_major)) return cudaErrorInvalidValue;
     unsigned g = grid_for(n, 256);
+    // a fixed 3x3 window without dilation (ResNet's pools): the unrolled kernels' form
+    const bool k3 = p->k[1] == 3 && p->k[2] == 3 && p->dil[1] == 1 && p->dil[2] == 1;
     // the vector path: NHWC 2-D f16/bf16 (channels a multiple of 8) or f32 (of 4), 16-byte
     // aligned, 32-bit sizes
     int64_t in_n = p->nc * p->in_sp[0] * p->in_sp[1] * p->in_sp[2];
@@ -411,7 +417,6 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
         !p->indices && in_n < INT32_MAX && n < INT32_MAX && ((uintptr_t)p->in | (uintptr_t)p->out) % 16 == 0 &&
         pool_fits_int32(p, 1) && pool_fits_int32(p, 2)) {
         int nv = (int)(n / vw);
-        const bool k3 = p->k[1] == 3 && p->k[2] == 3 && p->dil[1] == 1 && p->dil[2] == 1;
         if (p->is_max && vw == 8) {
             unsigned gm = grid_for(nv, 128);
 #define KNC_MAX_X2(T2) (k3 ? maxpool2d_nhwc_x2<T2, 3><<<gm, 128, 0, s>>>(*p, nv) : maxpool2d_nhwc_x2<T2, 0><<<gm, 128, 0, s>>>(*p, nv))
@@ -437,7 +442,6 @@ extern "C" cudaError_t knc_pool_launch(const knc_pool *p, cudaStream_t s) {
     const bool fl = p->dtype == KILN_F32 || p->dtype == KILN_F16 || p->dtype == KILN_BF16;
     if (!p->nhwc && p->nsp == 2 && fl && !p->indices && in_n < INT32_MAX && n < INT32_MAX && pool_fits_int32(p, 1) &&
         pool_fits_int32(p, 2)) {
-        const bool k3 = p->k[1] == 3 && p->k[2] == 3 && p->dil[1] == 1 && p->dil[2] == 1;
 #define KNC_POOL_NCHW(T) (k3 ? pool2d_nchw<T, 3><<<g, 256, 0, s>>>(*p, (int)n) : pool2d_nchw<T, 0><<<g, 256, 0, s>>>(*p, (int)n))
         if (p->dtype == KILN_F16) KNC_POOL_NCHW(__half);
         else if (p->dtype == KILN_BF16) KNC_POOL_NCHW(__nv_bfloat16);
