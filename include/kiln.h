@@ -317,6 +317,8 @@ typedef struct kiln_counters {
     uint64_t evictions;       /* graphs dropped by the LRU bound */
     uint64_t eager_fallbacks; /* runs with graphs on that ran without them (capture failed) */
     uint64_t warmups;         /* eager runs made before a first capture */
+    uint64_t provisional;     /* shapes that started on provisional kernels */
+    uint64_t upgrades;        /* shapes whose tuned kernels were swapped in after that */
 } kiln_counters;
 
 KILN_API kiln_status kiln_session_create(const kiln_module *module, kiln_session **out);
@@ -353,6 +355,19 @@ KILN_API kiln_status kiln_session_end_cudagraphs(kiln_session *session);
 KILN_API kiln_status kiln_session_set_graph_cache_size(kiln_session *session, int max_graphs);
 /* Eager runs before the first capture of a shape (default 1). */
 KILN_API kiln_status kiln_session_set_warmup_runs(kiln_session *session, int runs);
+/* Provisional kernels (off by default). On: at a new input shape, steps whose tuned kernel needs
+ * slow host-side setup (a cuDNN plan: 0.1-0.3 ms of CPU each, and far more for engines that
+ * compile per shape) first run on kiln's own kernels, which need none (the implicit-GEMM and
+ * depthwise convolutions of NHWC fp16/bf16), while the setup runs on background threads; the
+ * first run at any shape after it has finished swaps the tuned kernels in and re-records that
+ * shape's graphs. A new shape's first run then costs little more than recording it. Results at a
+ * shape agree within the precision's tolerance before and after the swap, not bit for bit.
+ * Background preparation never grows the cuDNN workspace (its plans fit the one the session has),
+ * and needs helper threads (KILN_PREPARE_THREADS=1 turns this off). */
+KILN_API kiln_status kiln_session_set_provisional_kernels(kiln_session *session, bool enabled);
+/* Waits for background preparation (provisional kernels) to finish; the next run swaps the tuned
+ * kernels in. Returns at once when there is none. */
+KILN_API kiln_status kiln_session_finish_preparation(kiln_session *session);
 /* Drops every recorded graph (the next run records anew). */
 KILN_API kiln_status kiln_session_reset_graphs(kiln_session *session);
 KILN_API kiln_status kiln_session_counters(const kiln_session *session, kiln_counters *out);

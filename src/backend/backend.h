@@ -56,6 +56,12 @@ typedef struct kn_kernel {
      * backend's worker_begin has bound that thread (its own library handles; shared state under
      * the context's lock). Set for kernels whose prepare is slow (cuDNN plan finalization). */
     int prepare_concurrent;
+    /* A state for this shape that needs no slow setup (kiln's own kernel where prepare would
+     * build a cuDNN plan), run with `run` like any prepared state until the runtime swaps in what
+     * prepare made on a background thread (kiln_session_set_provisional_kernels). *tuned set: the
+     * state is what prepare would make (the stored tactic is that kernel), nothing more to do.
+     * Returns KILN_ERR_UNSUPPORTED where there is none. NULL: none. */
+    kiln_status (*prepare_provisional)(const kn_kernel_args *a, void **state, int *tuned);
 } kn_kernel;
 
 /* For a kernel's prepare on a new shape's concurrent preparation (src/runtime/prepare.c): whether
@@ -64,6 +70,10 @@ typedef struct kn_kernel {
  * prepares the step again after the others, when it may no longer defer. */
 int kn_prepare_may_defer(void);
 void kn_prepare_defer(void);
+/* Whether this thread prepares in the background, while the session may be running or recording
+ * on its stream: prepare must then leave buffers the session's steps share (a cuDNN workspace) as
+ * they are, and fit within them. */
+int kn_prepare_in_background(void);
 
 typedef struct kn_backend {
     const char *name;

@@ -47,6 +47,10 @@ struct kiln_session {
     /* Instances skip the kernels' prepare (the tactic timer's session, which prepares each
      * tactic itself and runs nothing else). */
     int no_prepare;
+    /* Provisional kernels at new shapes (kiln_session_set_provisional_kernels), and the one
+     * background preparation in progress (src/runtime/prepare.c), or NULL. */
+    int provisional;
+    struct kn_prep_bg *bg;
 };
 
 /* The instance for these input dims (made and prepared on a miss, outside any capture). */
@@ -54,6 +58,11 @@ kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_
 /* Prepares every step of a new instance (kernels' prepare; src/runtime/prepare.c), concurrent
  * ones on helper threads where the backend binds them. */
 kiln_status kn_prepare_steps(kiln_session *s, kn_instance *in);
+/* Ends the session's background preparation: waits for it with `wait`, else only ends it when its
+ * helpers are done. The steps it prepared swap their tuned states in (after the stream is idle),
+ * the others keep their provisional ones; with discard every prepared state is released instead.
+ * Returns the number swapped and their instance in *upgraded (NULL when none). */
+int kn_prepare_background_end(kiln_session *s, int wait, int discard, kn_instance **upgraded);
 /* Helper threads for that: KILN_PREPARE_THREADS, else the online CPUs up to 8. */
 int kn_prepare_threads(void);
 /* Runs every step eagerly (no graphs). */

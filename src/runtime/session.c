@@ -46,6 +46,7 @@ static kiln_status kn_instance_create(kiln_session *s, const int64_t (*dims)[KIL
     const kiln_module *m = s->m;
     const kn_graph *g = m->graph;
     *out = NULL;
+    double t_create = kn_now_ms();
     kn_instance *in = kn_calloc(1, sizeof *in);
     if (!in) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory");
     kiln_status st = KILN_OK;
@@ -139,7 +140,10 @@ static kiln_status kn_instance_create(kiln_session *s, const int64_t (*dims)[KIL
         a->tactic = step->tactic;
         a->tactic_key = step->tactic_key[0] ? step->tactic_key : NULL;
     }
+    double t_prep = kn_now_ms();
     KN_CHECK_GOTO(st, kn_prepare_steps(s, in), fail);
+    KN_VERBOSE("session: shapes, pointers and host-known values of the new shape in %.2f ms, its preparation %.2f ms",
+               t_prep - t_create, kn_now_ms() - t_prep);
     *out = in;
     return KILN_OK;
 fail:
@@ -163,6 +167,24 @@ static void kn_free_spares(kiln_session *s) {
     }
 }
 
+/* Ends background preparation (waiting for it with `wait`): an instance whose steps swapped to
+ * their tuned kernels drops its graphs, kept as spares where they may be updated in place, so
+ * that its next run records them anew. */
+static void kn_session_settle(kiln_session *s, int wait) {
+    kn_instance *in = NULL;
+    if (!s->bg || kn_prepare_background_end(s, wait, 0, &in) == 0 || !in) return;
+    if (s->be->graph_update) {
+        kn_keep_spare(s, &s->spare_whole, in->whole);
+        in->whole = NULL;
+        for (int g = 0; g < s->m->part.n_segments; g++) {
+            kn_keep_spare(s, &s->spare_block[g], in->block[g]);
+            in->block[g] = NULL;
+        }
+    }
+    kn_instance_free_graphs(s, in);
+    s->counters.upgrades++;
+}
+
 static void kn_session_evict_lru(kiln_session *s) {
     int victim = 0;
     for (int i = 1; i < s->n_cache; i++)
@@ -182,8 +204,7 @@ static void kn_session_evict_lru(kiln_session *s) {
 }
 
 kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_RANK], kn_instance **out) {
-    int len = 0;
-    for (int k = 0; k < s->m->n_inputs; k++) len += s->m->inputs[k].rank;
+    kn_session_settle(s, 0);
     for (int i = 0; i < s->n_cache; i++) {
         kn_instance *in = s->cache[i];
         int same = 1;
@@ -195,7 +216,7 @@ kiln_status kn_session_instance(kiln_session *s, const int64_t (*dims)[KILN_MAX_
             return KILN_OK;
         }
     }
-    (void)len;
+    kn_session_settle(s, 1); /* one background preparation at a time: its helpers hold the workers */
     while (s->n_cache >= s->max_graphs && s->n_cache > 0) kn_session_evict_lru(s);
     KN_TRY(KN_GROW(s->cache, s->cap_cache, s->n_cache + 1));
     kn_instance *in;
@@ -324,7 +345,10 @@ static kiln_status kn_run_graphed(kiln_session *s, kn_instance *in, int first, i
     }
     *slot = g;
     *replayed = 1;
-    return s->be->graph_launch(s->ctx, g);
+    double t0 = kn_now_ms();
+    st = s->be->graph_launch(s->ctx, g);
+    KN_VERBOSE("session: the first launch of %s (instantiation where deferred) in %.2f ms", what, kn_now_ms() - t0);
+    return st;
 }
 
 static kiln_cudagraphs_mode kn_effective_mode(const kiln_session *s) {
@@ -409,6 +433,7 @@ kiln_status kiln_session_create(const kiln_module *m, kiln_session **out) {
 
 void kiln_session_free(kiln_session *s) {
     if (!s) return;
+    kn_prepare_background_end(s, 1, 1, NULL);
     for (int i = 0; i < s->n_cache; i++) kn_instance_free(s, s->cache[i]);
     kn_free(s->cache);
     kn_free_spares(s);
@@ -566,6 +591,7 @@ kiln_status kiln_session_set_graph_cache_size(kiln_session *s, int max_graphs) {
     KN_ARG_CHECK(s, "session");
     if (max_graphs < 1) return kn_error(KILN_ERR_INVALID_ARGUMENT, "the graph cache needs room for at least 1 shape, got %d", max_graphs);
     s->max_graphs = max_graphs;
+    if (s->n_cache > s->max_graphs) kn_session_settle(s, 1);
     while (s->n_cache > s->max_graphs) kn_session_evict_lru(s);
     return KILN_OK;
 }
@@ -574,6 +600,18 @@ kiln_status kiln_session_set_warmup_runs(kiln_session *s, int runs) {
     KN_ARG_CHECK(s, "session");
     if (runs < 0) return kn_error(KILN_ERR_INVALID_ARGUMENT, "warm-up runs must be >= 0, got %d", runs);
     s->warmup = runs;
+    return KILN_OK;
+}
+
+kiln_status kiln_session_set_provisional_kernels(kiln_session *s, bool enabled) {
+    KN_ARG_CHECK(s, "session");
+    s->provisional = enabled;
+    return KILN_OK;
+}
+
+kiln_status kiln_session_finish_preparation(kiln_session *s) {
+    KN_ARG_CHECK(s, "session");
+    kn_session_settle(s, 1);
     return KILN_OK;
 }
 

@@ -12,6 +12,7 @@
 #include "build/module.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,15 @@ static atomic_int begins, ends, begin_mask;
 static atomic_int refuse_workers;
 static int fail_step[2] = {-1, -1};
 static atomic_int defer_mask, deferrals[MAX_STEPS]; /* steps that put themselves back while they may */
+/* provisional kernels: steps offering one; background prepares wait while hold_bg is set */
+static atomic_int prov_mask, quick_tuned_mask, hold_bg, in_background[MAX_STEPS], provisional_made[MAX_STEPS];
+static int ran_with[MAX_STEPS]; /* the state kind the last run of each step saw */
+
+enum { TUNED = 1, PROVISIONAL = 2 };
+typedef struct wstate {
+    int kind;
+    void *orig; /* the wrapped kernel's own state */
+} wstate;
 
 static int step_of(const kn_node *n) {
     for (int i = 0; i < n_steps; i++)
@@ -37,9 +47,26 @@ static int step_of(const kn_node *n) {
     return -1;
 }
 
+static kiln_status wrap_state(int i, int kind, const kn_kernel_args *a, void **state) {
+    wstate *w = calloc(1, sizeof *w);
+    if (!w) return kn_error(KILN_ERR_OUT_OF_MEMORY, "test state");
+    w->kind = kind;
+    kiln_status st = original[i]->prepare ? original[i]->prepare(a, &w->orig) : KILN_OK;
+    if (st != KILN_OK) {
+        free(w);
+        return st;
+    }
+    *state = w;
+    return KILN_OK;
+}
+
 static kiln_status wrapped_prepare(const kn_kernel_args *a, void **state) {
     int i = step_of(a->node);
     if (i < 0) return kn_error(KILN_ERR_INTERNAL, "unknown step");
+    if (kn_prepare_in_background()) {
+        atomic_fetch_add(&in_background[i], 1);
+        while (atomic_load(&hold_bg)) sched_yield();
+    }
     atomic_fetch_add(&prepared[i], 1);
     if (!pthread_equal(pthread_self(), main_thread)) atomic_fetch_add(&off_main[i], 1);
     if ((atomic_load(&defer_mask) >> i & 1) && kn_prepare_may_defer()) {
@@ -49,7 +76,39 @@ static kiln_status wrapped_prepare(const kn_kernel_args *a, void **state) {
     }
     if (i == fail_step[0] || i == fail_step[1]) return kn_error(KILN_ERR_INVALID_ARGUMENT, "injected failure at step %d", i);
     *state = NULL;
-    return original[i]->prepare ? original[i]->prepare(a, state) : KILN_OK;
+    return wrap_state(i, TUNED, a, state);
+}
+
+static kiln_status wrapped_provisional(const kn_kernel_args *a, void **state, int *tuned) {
+    int i = step_of(a->node);
+    if (i < 0) return kn_error(KILN_ERR_INTERNAL, "unknown step");
+    *tuned = atomic_load(&quick_tuned_mask) >> i & 1;
+    if (*tuned) return wrap_state(i, TUNED, a, state);
+    if (!(atomic_load(&prov_mask) >> i & 1)) return KILN_ERR_UNSUPPORTED;
+    KT_CHECK(pthread_equal(pthread_self(), main_thread), "step %d: a provisional state is made by the caller", i);
+    atomic_fetch_add(&provisional_made[i], 1);
+    return wrap_state(i, PROVISIONAL, a, state);
+}
+
+static kiln_status wrapped_run(const kn_kernel_args *a) {
+    int i = step_of(a->node);
+    if (i < 0) return kn_error(KILN_ERR_INTERNAL, "unknown step");
+    const wstate *w = a->state;
+    ran_with[i] = w ? w->kind : 0;
+    kn_kernel_args inner = *a;
+    inner.state = w ? w->orig : NULL;
+    return original[i]->run(&inner);
+}
+
+static void wrapped_release(void *state) {
+    wstate *w = state;
+    if (!w) return;
+    for (int i = 0; i < n_steps; i++) /* every step's original kernel is the same Relu */
+        if (w->orig && original[i]->release) {
+            original[i]->release(w->orig);
+            break;
+        }
+    free(w);
 }
 
 static kiln_status test_worker_begin(void *ctx, int worker) {
@@ -104,6 +163,9 @@ static kiln_module *build(void) {
         step_node[i] = &m->graph->nodes[m->part.steps[i].node];
         wrapped[i] = *original[i];
         wrapped[i].prepare = wrapped_prepare;
+        wrapped[i].prepare_provisional = wrapped_provisional;
+        wrapped[i].run = wrapped_run;
+        wrapped[i].release = wrapped_release;
         wrapped[i].prepare_concurrent = 1;
         m->part.steps[i].kernel = &wrapped[i];
     }
@@ -119,6 +181,9 @@ static void reset_counts(void) {
         atomic_store(&prepared[i], 0);
         atomic_store(&off_main[i], 0);
         atomic_store(&deferrals[i], 0);
+        atomic_store(&in_background[i], 0);
+        atomic_store(&provisional_made[i], 0);
+        ran_with[i] = 0;
     }
     atomic_store(&begins, 0);
     atomic_store(&ends, 0);
@@ -276,6 +341,115 @@ static void test_deferred(kiln_module *m) {
     atomic_store(&defer_mask, 0);
 }
 
+/* How many steps' last run saw a state of this kind, among the steps in mask (in) or not (out). */
+static int ran_kind(int mask, int in, int kind) {
+    int n = 0;
+    for (int i = 0; i < n_steps; i++)
+        if ((mask >> i & 1) == in) n += ran_with[i] == kind;
+    return n;
+}
+
+static int popcount(int v) {
+    int n = 0;
+    for (; v; v &= v - 1) n++;
+    return n;
+}
+
+static void test_provisional(kiln_module *m) {
+    setenv("KILN_PREPARE_THREADS", "4", 1);
+    const int mask = 1 << 1 | 1 << 3 | 1 << 4 | 1 << 6;
+    const int np = popcount(mask), rest = N_RELU - np;
+    atomic_store(&prov_mask, mask);
+    kiln_session *s = NULL;
+    kiln_counters c;
+    KT_OK(kiln_session_create(m, &s));
+    KT_OK(kiln_session_set_cudagraphs_mode(s, KILN_CUDAGRAPHS_WHOLE));
+    KT_OK(kiln_session_set_provisional_kernels(s, true));
+    /* the background preparation is held: two runs on the provisional states */
+    reset_counts();
+    atomic_store(&hold_bg, 1);
+    KT_OK(run(s, 2));
+    KT_CHECK(ran_kind(mask, 1, PROVISIONAL) == np && ran_kind(mask, 0, TUNED) == rest,
+             "first run: the %d steps with a provisional kernel ran it, the others their tuned state", np);
+    KT_OK(run(s, 2));
+    KT_CHECK(ran_kind(mask, 1, PROVISIONAL) == np, "held: the second run replays the provisional states");
+    KT_OK(kiln_session_counters(s, &c));
+    KT_CHECK(c.provisional == 1 && c.upgrades == 0 && c.captures == 1, "held: 1 provisional shape, no upgrade, 1 capture");
+    /* released and waited for: the next run swaps in and records the shape again */
+    atomic_store(&hold_bg, 0);
+    KT_OK(kiln_session_finish_preparation(s));
+    KT_OK(run(s, 2));
+    KT_CHECK(ran_kind(mask, 1, TUNED) == np && ran_kind(mask, 0, TUNED) == rest, "after the swap every step runs tuned");
+    KT_OK(kiln_session_counters(s, &c));
+    KT_CHECK(c.upgrades == 1 && c.captures == 2, "one upgrade, the shape recorded again (captures %llu)",
+             (unsigned long long)c.captures);
+    int ok = 1;
+    for (int i = 0; i < n_steps; i++) {
+        int p = mask >> i & 1;
+        ok &= atomic_load(&prepared[i]) == 1 && atomic_load(&provisional_made[i]) == p &&
+              atomic_load(&in_background[i]) == p && (!p || atomic_load(&off_main[i]) == 1);
+    }
+    KT_CHECK(ok, "each step prepared once: the provisional ones in the background on helpers, the rest before the first run");
+    /* a new shape while a background preparation may still run: that one ends first */
+    reset_counts();
+    KT_OK(run(s, 3));
+    KT_OK(run(s, 2));
+    KT_CHECK(ran_kind(mask, 1, TUNED) == np, "batch 2 stays tuned after batch 3 started");
+    KT_OK(kiln_session_finish_preparation(s));
+    KT_OK(run(s, 3));
+    KT_CHECK(ran_kind(mask, 1, TUNED) == np, "batch 3 tuned after its preparation");
+    KT_OK(kiln_session_counters(s, &c));
+    KT_CHECK(c.provisional == 2 && c.upgrades == 2, "two provisional shapes, both upgraded");
+    /* a background failure: the step keeps its provisional kernel, runs stay right, no error */
+    fail_step[0] = 3;
+    KT_OK(run(s, 5));
+    KT_OK(kiln_session_finish_preparation(s));
+    KT_OK(run(s, 5));
+    KT_CHECK(ran_with[3] == PROVISIONAL && ran_kind(mask & ~(1 << 3), 1, TUNED) == np - 1,
+             "a failed background prepare leaves that step provisional, the others tuned");
+    fail_step[0] = -1;
+    /* freed while the background still works (released just before) */
+    KT_OK(run(s, 7));
+    kiln_session_free(s);
+    /* helpers refused: the waiting caller prepares what they left, as in the background */
+    atomic_store(&refuse_workers, 1);
+    KT_OK(kiln_session_create(m, &s));
+    KT_OK(kiln_session_set_provisional_kernels(s, true));
+    reset_counts();
+    KT_OK(run(s, 4));
+    KT_OK(kiln_session_finish_preparation(s));
+    KT_OK(run(s, 4));
+    KT_CHECK(ran_kind(mask, 1, TUNED) == np && count_where(off_main, 0) == n_steps,
+             "refused helpers: the caller prepared the held-back steps and they were swapped in");
+    atomic_store(&refuse_workers, 0);
+    kiln_session_free(s);
+    /* quick states that are the tuned ones (kiln's own kernel stored as the tactic): taken as they
+     * are, never prepared, in the background or otherwise */
+    atomic_store(&quick_tuned_mask, 1 << 2 | 1 << 5);
+    KT_OK(kiln_session_create(m, &s));
+    KT_OK(kiln_session_set_provisional_kernels(s, true));
+    reset_counts();
+    KT_OK(run(s, 6));
+    KT_OK(kiln_session_finish_preparation(s));
+    KT_OK(run(s, 6));
+    KT_CHECK(atomic_load(&prepared[2]) == 0 && atomic_load(&prepared[5]) == 0 && ran_with[2] == TUNED &&
+                 ran_with[5] == TUNED && ran_kind(mask, 1, TUNED) == np,
+             "quick tuned states: steps 2 and 5 never prepared and run tuned; the provisional ones swapped");
+    kiln_session_free(s);
+    atomic_store(&quick_tuned_mask, 0);
+    /* one thread: no background, every step tuned from the first run */
+    setenv("KILN_PREPARE_THREADS", "1", 1);
+    KT_OK(kiln_session_create(m, &s));
+    KT_OK(kiln_session_set_provisional_kernels(s, true));
+    reset_counts();
+    KT_OK(run(s, 2));
+    KT_OK(kiln_session_counters(s, &c));
+    KT_CHECK(ran_kind(mask, 1, TUNED) == np && count_where(provisional_made, 0) == n_steps && c.provisional == 0,
+             "KILN_PREPARE_THREADS=1: no provisional kernels");
+    kiln_session_free(s);
+    atomic_store(&prov_mask, 0);
+}
+
 int main(void) {
     kt_seed(7);
     main_thread = pthread_self();
@@ -287,6 +461,7 @@ int main(void) {
         test_refused_workers(m);
         test_one_thread(m);
         test_deferred(m);
+        test_provisional(m);
         m->backend = kn_backend_cpu(); /* the module frees through its own backend */
         for (int i = 0; i < n_steps; i++) m->part.steps[i].kernel = original[i];
         kiln_module_free(m);
