@@ -329,6 +329,9 @@ fail:
 
 static kiln_status kn_cuda_grow_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
     if (bytes <= c->dnn_ws_bytes) return KILN_OK;
+    if (kn_prepare_in_background())
+        return kn_error(KILN_ERR_INTERNAL, "the cuDNN workspace (%zu bytes) cannot grow to %zu bytes in the background",
+                        c->dnn_ws_bytes, bytes);
     if (c->recording || c->live_graphs > 0)
         return kn_error(KILN_ERR_INTERNAL,
                         "the cuDNN workspace (%zu bytes) cannot grow to %zu bytes while recorded graphs use it",
@@ -350,7 +353,9 @@ kiln_status kn_cuda_reserve_dnn_ws(kn_cuda_ctx *c, size_t bytes) {
 }
 
 size_t kn_cuda_dnn_ws_limit_locked(const kn_cuda_ctx *c) {
-    if (c->recording || c->live_graphs > 0) return c->dnn_ws_bytes < c->dnn_ws_cap ? c->dnn_ws_bytes : c->dnn_ws_cap;
+    /* background preparation runs while the stream may use the workspace: it stays as it is */
+    if (kn_prepare_in_background() || c->recording || c->live_graphs > 0)
+        return c->dnn_ws_bytes < c->dnn_ws_cap ? c->dnn_ws_bytes : c->dnn_ws_cap;
     return c->dnn_ws_cap;
 }
 

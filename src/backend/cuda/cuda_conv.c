@@ -1166,11 +1166,10 @@ done:
 }
 
 /* Prepares a step for tactic `want` (want < 0: only counts the tactics, s->n_tactics). */
-static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state **state) {
-    *state = NULL;
-    kn_cuda_set_node(a->node);
+/* A new state with what every tactic needs: epilogue, layout, geometry (checked). */
+static kiln_status kn_conv_begin(const kn_kernel_args *a, kn_conv_state **out, kn_conv_geom *g) {
+    *out = NULL;
     const kn_node *n = a->node;
-    double t_prep = kn_now_ms();
     kn_conv_state *s = kn_calloc(1, sizeof *s);
     if (!s) return kn_error(KILN_ERR_OUT_OF_MEMORY, "out of host memory preparing a convolution");
     s->transpose = n->op == KN_OP_ConvTranspose;
@@ -1178,19 +1177,31 @@ static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state
     s->has_res = !s->transpose && a->n_in > 3 && kn_tensor_present(&a->in[3]);
     kn_cuda_node_act(n, &s->act, &s->act_alpha, &s->act_beta);
     s->nhwc = !s->transpose && kn_attr_i(n, "kiln.layout", 0) == 1 && a->in[0].rank == 4;
-    kiln_status st = KILN_OK;
-    kn_conv_geom g;
-    KN_CHECK_GOTO(st, kn_conv_geometry(a, s->transpose, &g), fail);
-    s->nd = 2 + g.cnsp;
+    kiln_status st = kn_conv_geometry(a, s->transpose, g);
+    s->nd = 2 + g->cnsp;
     s->k = a->out[0].dims[1];
-    if (a->in[0].dtype != a->in[1].dtype || a->in[0].dtype != a->out[0].dtype) {
+    if (st == KILN_OK && (a->in[0].dtype != a->in[1].dtype || a->in[0].dtype != a->out[0].dtype))
         st = kn_node_error(n, KILN_ERR_DTYPE, "X, W and Y must have one element type");
-        goto fail;
+    if (st == KILN_OK && s->has_bias && kn_tensor_numel(&a->in[2]) != s->k)
+        st = kn_node_error(n, KILN_ERR_SHAPE, "B has %lld elements, expected %lld", (long long)kn_tensor_numel(&a->in[2]),
+                           (long long)s->k);
+    if (st != KILN_OK) {
+        kn_conv_state_free(s);
+        return st;
     }
-    if (s->has_bias && kn_tensor_numel(&a->in[2]) != s->k) {
-        st = kn_node_error(n, KILN_ERR_SHAPE, "B has %lld elements, expected %lld", (long long)kn_tensor_numel(&a->in[2]), (long long)s->k);
-        goto fail;
-    }
+    *out = s;
+    return KILN_OK;
+}
+
+static kiln_status kn_conv_plan(const kn_kernel_args *a, int want, kn_conv_state **state) {
+    *state = NULL;
+    kn_cuda_set_node(a->node);
+    const kn_node *n = a->node;
+    double t_prep = kn_now_ms();
+    kn_conv_state *s = NULL;
+    kn_conv_geom g;
+    KN_TRY(kn_conv_begin(a, &s, &g));
+    kiln_status st = KILN_OK;
     if (kn_tensor_numel(&a->in[0]) == 0 || kn_tensor_numel(&a->out[0]) == 0) {
         *state = s; /* an empty batch: nothing for cuDNN, run does nothing */
         return KILN_OK;
@@ -1325,6 +1336,35 @@ static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
     return st;
 }
 
+/* Provisional kernels (kiln_session_set_provisional_kernels): where the stored tactic is a cuDNN
+ * plan and kiln's depthwise or implicit-GEMM kernel takes the convolution, that kernel, which
+ * needs no setup, runs until the plan is ready; where the stored tactic is that kernel (tactic 0,
+ * no cuDNN key), its state is the tuned one. */
+static kiln_status kn_conv_prepare_provisional(const kn_kernel_args *a, void **state, int *tuned) {
+    *state = NULL;
+    *tuned = !a->tactic_key && a->tactic == 0;
+    kn_cuda_set_node(a->node);
+    kn_conv_state *s = NULL;
+    kn_conv_geom g;
+    KN_TRY(kn_conv_begin(a, &s, &g));
+    if (kn_tensor_numel(&a->in[0]) == 0 || kn_tensor_numel(&a->out[0]) == 0) {
+        kn_conv_state_free(s); /* prepare has nothing slow to do */
+        return KILN_ERR_UNSUPPORTED;
+    }
+    if (kn_conv_dw_eligible(a, s, &g)) {
+        s->kiln_dw = 1;
+        kn_conv_dw_fill(a, s, &g);
+    } else if (kn_conv_ig_eligible(a, s, &g)) {
+        s->kiln_ig = 1;
+        kn_conv_ig_fill(a, s, &g);
+    } else {
+        kn_conv_state_free(s);
+        return KILN_ERR_UNSUPPORTED;
+    }
+    *state = s;
+    return KILN_OK;
+}
+
 /* "cudnn1:f<fused>:p<padded>:r<compiles at run time>:<engine config>" of a step prepared on a cuDNN plan; kiln's own
  * depthwise kernel and an empty batch keep none. */
 static int kn_conv_tactic_key(const void *state, char *buf, size_t cap) {
@@ -1452,7 +1492,7 @@ void kn_cuda_register_conv(kn_cuda_op *t) {
     kn_kernel k = {.name = "cudnn.conv", .run = kn_conv_run, .prepare = kn_conv_prepare, .release = kn_conv_state_free,
                    .num_tactics = kn_conv_num_tactics, .tactic_key = kn_conv_tactic_key,
                    .compiles_per_shape = kn_conv_compiles_per_shape, .setup_family = kn_conv_setup_family,
-                   .prepare_concurrent = 1};
+                   .prepare_concurrent = 1, .prepare_provisional = kn_conv_prepare_provisional};
     t[KN_OP_Conv] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
     k.name = "cudnn.conv_transpose";
     t[KN_OP_ConvTranspose] = (kn_cuda_op){.engine = k, .supports = kn_sup_conv};
