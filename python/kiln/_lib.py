@@ -148,6 +148,8 @@ class kiln_counters(ctypes.Structure):
         ("evictions", ctypes.c_uint64),
         ("eager_fallbacks", ctypes.c_uint64),
         ("warmups", ctypes.c_uint64),
+        ("provisional", ctypes.c_uint64),
+        ("upgrades", ctypes.c_uint64),
     ]
 
 
@@ -212,6 +214,8 @@ SIGNATURES = {
     "kiln_session_set_graph_cache_size": (_st, [_p, _i]),
     "kiln_session_set_warmup_runs": (_st, [_p, _i]),
     "kiln_session_reset_graphs": (_st, [_p]),
+    "kiln_session_set_provisional_kernels": (_st, [_p, _b]),
+    "kiln_session_finish_preparation": (_st, [_p]),
     "kiln_session_counters": (_st, [_p, ctypes.POINTER(kiln_counters)]),
     "kiln_session_profile": (_st, [_p, _ptensor, _i, _b, _pp]),
     "kiln_cuda_available": (_b, []),

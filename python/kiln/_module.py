@@ -129,7 +129,8 @@ class CompiledModule:
 
     def counters(self):
         """The session's counters: runs, captures, replays, cache_hits, updates, evictions,
-        eager_fallbacks, warmups."""
+        eager_fallbacks, warmups, provisional (shapes started on provisional kernels) and upgrades
+        (shapes swapped to their tuned kernels after that)."""
         c = L.kiln_counters()
         check(self._lib.kiln_session_counters(self._s, ctypes.byref(c)))
         return {f: int(getattr(c, f)) for f in _COUNTER_FIELDS}
@@ -157,6 +158,17 @@ class CompiledModule:
 
     def set_warmup_runs(self, runs):
         check(self._lib.kiln_session_set_warmup_runs(self._s, int(runs)))
+
+    def set_provisional_kernels(self, enabled):
+        """At a new input shape, run kiln's own convolutions while cuDNN's plans are prepared in the
+        background, and swap the tuned kernels in at the first call after that (results agree
+        within the precision's tolerance, not bit for bit). Off by default."""
+        check(self._lib.kiln_session_set_provisional_kernels(self._s, bool(enabled)))
+
+    def finish_preparation(self):
+        """Waits for background preparation (provisional kernels); the next call swaps the tuned
+        kernels in."""
+        check(self._lib.kiln_session_finish_preparation(self._s))
 
     def reset_graphs(self):
         check(self._lib.kiln_session_reset_graphs(self._s))

@@ -311,6 +311,16 @@ def case_bench_cpu():
         else:
             check(c["captures"] == 1, "%s: one shape, one capture" % mode, str(c))
             check(c["replays"] == c["runs"] and c["cache_hits"] == c["runs"] - 1, "%s: every run replays" % mode, str(c))
+    # provisional kernels: accepted and recorded; the CPU backend has none, so no shape starts on
+    # them and no background timings are reported
+    ok, out, err = expect(["bench", m, "--shapes", "x:4x8", "--min", "x:1x8", "--max", "x:8x8", "--device", "cpu",
+                           "--warmup-ms", "0", "--duration-s", "0", "--iterations", "3", "--provisional-kernels",
+                           "--json", "bench_prov.json"], 0)
+    j = json.load(open(os.path.join(ARGS.work, "bench_prov.json")))
+    r = j["runs"][0]
+    check(j.get("provisional_kernels") is True and r["counters"]["provisional"] == 0 and "new_shape_ms" in r
+          and "new_shape_ready_ms" not in r and "tuned kernels prepared" not in out,
+          "--provisional-kernels on the CPU: recorded, nothing provisional, no background timings", str(j)[:800] + out)
     # per-block graphs on a module whose ops all fall back (2 ops < min block size 5): said plainly
     ok, out, err = expect(["bench", m, "--shapes", "x:4x8", "--device", "cpu", "--warmup-ms", "0", "--duration-s", "0",
                            "--iterations", "3", "--cudagraphs", "block"], 0)

@@ -145,8 +145,8 @@ def test_struct_sizes_match_header_by_hand():
     assert L.kiln_build_config.avoid_runtime_compilation.offset == 73
     # kiln_io_info: name 8 | dtype 4 rank 4 | min 64 | opt 64 | max 64 = 208
     assert ctypes.sizeof(L.kiln_io_info) == 208
-    # kiln_counters: 8 uint64_t = 64
-    assert ctypes.sizeof(L.kiln_counters) == 64
+    # kiln_counters: 10 uint64_t = 80
+    assert ctypes.sizeof(L.kiln_counters) == 80
 
 
 def test_struct_layout_matches_the_c_compiler(tmp_path):
@@ -580,9 +580,26 @@ def test_workspace_size_reaches_the_engine(cnn, tmp_path):
 def test_module_description(cnn_cpu):
     assert "x" in repr(cnn_cpu)
     assert set(cnn_cpu.counters()) == {"runs", "captures", "replays", "cache_hits", "updates", "evictions",
-                                       "eager_fallbacks", "warmups"}
+                                       "eager_fallbacks", "warmups", "provisional", "upgrades"}
     import json
     json.loads(cnn_cpu.report(json=True))
+
+
+def test_provisional_kernels_on_the_cpu(cnn, cnn_cpu):
+    """The switch is accepted everywhere; the CPU backend has no slow preparation to hide, so a
+    new shape does not start on provisional kernels and the results are the tuned ones."""
+    cnn_cpu.set_provisional_kernels(True)
+    try:
+        before = cnn_cpu.counters()
+        x = torch.randn(5, 3, 16, 16)
+        out = cnn_cpu(x)
+        cnn_cpu.finish_preparation()
+        after = cnn_cpu.counters()
+        assert after["provisional"] == before["provisional"] and after["upgrades"] == before["upgrades"]
+        with torch.no_grad():
+            assert_matches(out, cnn(x))
+    finally:
+        cnn_cpu.set_provisional_kernels(False)
 
 
 # ---- GPU -------------------------------------------------------------------------------------
@@ -715,3 +732,23 @@ def test_gpu_resnet50_fp16_matches_torch_fp32():
     err = (out.float() - ref).abs().max().item() / ref.abs().max().item()
     print(f"ResNet-50 fp16 (kiln, cuda) vs fp32 (PyTorch, cuda): max error {err:.3e} of the output scale")
     assert err <= 1e-2
+    # provisional kernels at a new batch, with whole-module graphs: the first run on kiln's own
+    # convolutions, the run after the background preparation on the tuned ones; both against PyTorch
+    opt.set_provisional_kernels(True)
+    x3 = torch.randn(3, 3, 224, 224, device="cuda")
+    with torch.no_grad():
+        ref3 = model(x3)
+    before = opt.counters()
+    with kiln.runtime.enable_cudagraphs(opt) as cm:
+        with torch.no_grad():
+            first = cm(x3).float().clone()
+            mid = opt.counters()
+            opt.finish_preparation()
+            second = cm(x3).float().clone()
+    after = opt.counters()
+    assert mid["provisional"] - before["provisional"] == 1, "batch 3 did not start on provisional kernels: %s" % mid
+    assert after["upgrades"] - before["upgrades"] == 1 and after["captures"] - mid["captures"] == 1, after
+    for name, o in (("provisional", first), ("tuned", second)):
+        e = (o - ref3).abs().max().item() / ref3.abs().max().item()
+        print(f"ResNet-50 fp16 at batch 3, {name} kernels: max error {e:.3e} of the output scale")
+        assert e <= 1e-2

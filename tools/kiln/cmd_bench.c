@@ -28,6 +28,9 @@ typedef struct bench_result {
     double first_run_ms; /* the session's first run at the shape: prepare, warm-up, record, launch */
     double new_shape_ms; /* then the first run at a new shape in the same session (-1: not measured) */
     int64_t new_shape_batch;
+    /* with provisional kernels: from that run's start until the tuned kernels were prepared in the
+     * background, and the next run at the new shape, which swaps them in and records again (-1: not measured) */
+    double new_shape_ready_ms, new_shape_swap_ms;
     double qps, items_per_s;
     stats latency, enqueue;
     double cv, enqueue_fraction;
@@ -39,6 +42,7 @@ typedef struct bench_opts {
     double warmup_ms, duration_s;
     int64_t min_iterations;
     int64_t batch;
+    int provisional; /* --provisional-kernels */
 } bench_opts;
 
 static int cmp_double(const void *a, const void *b) {
@@ -114,8 +118,9 @@ static uint64_t reservoir_rand(uint64_t *s) { /* xorshift64 */
  * size it has not run yet): dim 0 of every input at the batch whose profile lets it move goes to
  * batch + 1 (batch - 1 at the max), with the inputs' data repeated. Sets r->new_shape_ms, or leaves
  * -1 when no input can move; a failed run is reported and not fatal. */
-static void bench_new_shape(kiln_session *s, const kiln_module *m, const kc_inputs *in, int64_t batch, int n_out,
+static void bench_new_shape(kiln_session *s, const kiln_module *m, const kc_inputs *in, const bench_opts *o, int n_out,
                             bench_result *r) {
+    int64_t batch = o->batch;
     kiln_tensor inputs[KC_MAX_SHAPES], outs[KC_MAX_SHAPES];
     void *bufs[KC_MAX_SHAPES] = {0};
     int64_t nb = -1;
@@ -144,6 +149,8 @@ static void bench_new_shape(kiln_session *s, const kiln_module *m, const kc_inpu
     }
     if (!moved) goto done;
     memset(outs, 0, sizeof outs);
+    kiln_counters before, after;
+    kiln_session_counters(s, &before);
     double t0 = kn_now_ms();
     if (kiln_session_run(s, inputs, n_in, outs, n_out) != KILN_OK || kiln_session_synchronize(s) != KILN_OK) {
         fprintf(stderr, "kiln bench: the run at batch %lld (a new shape) failed: %s\n", (long long)nb, kiln_last_error());
@@ -151,6 +158,18 @@ static void bench_new_shape(kiln_session *s, const kiln_module *m, const kc_inpu
     }
     r->new_shape_ms = kn_now_ms() - t0;
     r->new_shape_batch = nb;
+    kiln_session_counters(s, &after);
+    if (o->provisional && after.provisional > before.provisional) { /* the new shape started on them */
+        if (kiln_session_finish_preparation(s) != KILN_OK) goto done;
+        r->new_shape_ready_ms = kn_now_ms() - t0;
+        memset(outs, 0, sizeof outs);
+        double t1 = kn_now_ms();
+        if (kiln_session_run(s, inputs, n_in, outs, n_out) != KILN_OK || kiln_session_synchronize(s) != KILN_OK) {
+            fprintf(stderr, "kiln bench: the second run at batch %lld failed: %s\n", (long long)nb, kiln_last_error());
+            goto done;
+        }
+        r->new_shape_swap_ms = kn_now_ms() - t1;
+    }
 done:
     for (int k = 0; k < n_in; k++) free(bufs[k]);
 }
@@ -159,7 +178,7 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
                      bench_result *r) {
     memset(r, 0, sizeof *r);
     r->mode = mode;
-    r->new_shape_ms = -1;
+    r->new_shape_ms = r->new_shape_ready_ms = r->new_shape_swap_ms = -1;
     kiln_session *s = NULL;
     kiln_tensor inputs[KC_MAX_SHAPES], outs[KC_MAX_SHAPES];
     int n_in = in->n_tensors, n_out = kiln_module_num_outputs(m);
@@ -172,8 +191,9 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
         return 1;
     }
     if (kiln_session_create(m, &s) != KILN_OK) return kiln_cli_fail("bench", "creating a session");
-    if (kiln_session_set_cudagraphs_mode(s, mode) != KILN_OK) {
-        rc = kiln_cli_fail("bench", "setting the CUDA-graph mode");
+    if (kiln_session_set_cudagraphs_mode(s, mode) != KILN_OK ||
+        kiln_session_set_provisional_kernels(s, o->provisional) != KILN_OK) {
+        rc = kiln_cli_fail("bench", "setting up the session");
         goto done;
     }
     /* first run: host inputs copied into the slots */
@@ -185,6 +205,11 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
         goto done;
     }
     r->first_run_ms = kn_now_ms() - t_first;
+    /* provisional kernels: what is timed below is the tuned ones */
+    if (kiln_session_finish_preparation(s) != KILN_OK) {
+        rc = kiln_cli_fail("bench", "preparing the tuned kernels");
+        goto done;
+    }
     for (int k = 0; k < n_in; k++) {
         void *slot = NULL;
         if (kiln_session_input_slot(s, k, &slot) != KILN_OK) {
@@ -244,7 +269,7 @@ static int bench_one(const kiln_module *m, kc_inputs *in, kiln_cudagraphs_mode m
     r->enqueue_bound = kiln_module_device(m) != KILN_DEVICE_CPU && r->enqueue_fraction >= 0.9;
     r->unstable = r->cv > 0.10;
     if (kiln_session_counters(s, &r->counters) != KILN_OK) rc = kiln_cli_fail("bench", "reading the counters");
-    if (rc == 0) bench_new_shape(s, m, in, o->batch, n_out, r);
+    if (rc == 0) bench_new_shape(s, m, in, o, n_out, r);
 done:
     free(lat.v);
     free(enq.v);
@@ -256,8 +281,11 @@ static void print_result(const bench_result *r, kiln_device dev, int engine_bloc
     printf("=== cudagraphs %s ===\n", kc_cudagraphs_name(r->mode));
     printf("First run at this shape (prepare, record and instantiate where graphs are on): %.3f ms\n", r->first_run_ms);
     if (r->new_shape_ms >= 0)
-        printf("First run at a new shape (batch %lld, after the timed runs, same session): %.3f ms\n",
-               (long long)r->new_shape_batch, r->new_shape_ms);
+        printf("First run at a new shape (batch %lld, after the timed runs, same session): %.3f ms%s\n",
+               (long long)r->new_shape_batch, r->new_shape_ms, r->new_shape_ready_ms >= 0 ? " (provisional kernels)" : "");
+    if (r->new_shape_ready_ms >= 0)
+        printf("  tuned kernels prepared %.3f ms after that run began; the next run, which swaps them in and records "
+               "again: %.3f ms\n", r->new_shape_ready_ms, r->new_shape_swap_ms);
     printf("Warm-up: %d run%s in %.1f ms; timed: %lld iterations in %.3f s\n", (int)r->warmup_runs, r->warmup_runs == 1 ? "" : "s", r->warmup_ms,
            (long long)r->iterations, r->total_s);
     printf("Throughput: %.2f qps (inferences/s), %.2f items/s\n", r->qps, r->items_per_s);
@@ -276,6 +304,9 @@ static void print_result(const bench_result *r, kiln_device dev, int engine_bloc
            (unsigned long long)c->runs, (unsigned long long)c->captures, (unsigned long long)c->replays,
            (unsigned long long)c->cache_hits, (unsigned long long)c->updates, (unsigned long long)c->evictions,
            (unsigned long long)c->eager_fallbacks, (unsigned long long)c->warmups);
+    if (c->provisional)
+        printf("Provisional kernels: %llu shape%s started on them, %llu swapped to the tuned kernels\n",
+               (unsigned long long)c->provisional, c->provisional == 1 ? "" : "s", (unsigned long long)c->upgrades);
     if (r->mode == KILN_CUDAGRAPHS_PER_BLOCK && c->captures == 0)
         printf("(no graph was recorded: per-block graphs wrap engine blocks, and %s)\n",
                engine_blocks ? "this module's engine blocks cannot be captured" : "this module has none (all ops fall back)");
@@ -307,8 +338,9 @@ static int write_json(const char *path, const char *model, kiln_device dev, cons
     fprintf(f, "{\"model\": ");
     kc_json_str(f, model);
     fprintf(f, ", \"device\": \"%s\", \"batch\": %lld, \"warmup_ms\": %.3f, \"duration_s\": %.3f, "
-               "\"min_iterations\": %lld,\n \"inputs\": [",
-            kc_device_name(dev), (long long)o->batch, o->warmup_ms, o->duration_s, (long long)o->min_iterations);
+               "\"min_iterations\": %lld, \"provisional_kernels\": %s,\n \"inputs\": [",
+            kc_device_name(dev), (long long)o->batch, o->warmup_ms, o->duration_s, (long long)o->min_iterations,
+            o->provisional ? "true" : "false");
     for (int k = 0; k < in->n_tensors; k++) {
         kiln_io_info io;
         kiln_module_input_info(m, k, &io);
@@ -328,16 +360,21 @@ static int write_json(const char *path, const char *model, kiln_device dev, cons
                 x->total_s, x->first_run_ms, x->qps, x->items_per_s);
         if (x->new_shape_ms >= 0)
             fprintf(f, "\"new_shape_ms\": %.9g, \"new_shape_batch\": %lld, ", x->new_shape_ms, (long long)x->new_shape_batch);
+        if (x->new_shape_ready_ms >= 0)
+            fprintf(f, "\"new_shape_ready_ms\": %.9g, \"new_shape_swap_ms\": %.9g, ", x->new_shape_ready_ms,
+                    x->new_shape_swap_ms);
         json_stats(f, "latency_ms", &x->latency);
         fprintf(f, ", ");
         json_stats(f, "enqueue_ms", &x->enqueue);
         fprintf(f, ", \"latency_cv\": %.9g, \"enqueue_fraction\": %.9g, \"enqueue_bound\": %s, \"unstable\": %s, "
                    "\"counters\": {\"runs\": %llu, \"captures\": %llu, \"replays\": %llu, \"cache_hits\": %llu, "
-                   "\"updates\": %llu, \"evictions\": %llu, \"eager_fallbacks\": %llu, \"warmups\": %llu}}",
+                   "\"updates\": %llu, \"evictions\": %llu, \"eager_fallbacks\": %llu, \"warmups\": %llu, "
+                   "\"provisional\": %llu, \"upgrades\": %llu}}",
                 x->cv, x->enqueue_fraction, x->enqueue_bound ? "true" : "false", x->unstable ? "true" : "false",
                 (unsigned long long)c->runs, (unsigned long long)c->captures, (unsigned long long)c->replays,
                 (unsigned long long)c->cache_hits, (unsigned long long)c->updates, (unsigned long long)c->evictions,
-                (unsigned long long)c->eager_fallbacks, (unsigned long long)c->warmups);
+                (unsigned long long)c->eager_fallbacks, (unsigned long long)c->warmups, (unsigned long long)c->provisional,
+                (unsigned long long)c->upgrades);
     }
     fprintf(f, "\n]}\n");
     if (fclose(f) != 0) {
@@ -412,6 +449,8 @@ static int run(int argc, char **argv) {
             } else {
                 o.min_iterations = v;
             }
+        } else if (kc_switch(&a, "--provisional-kernels")) {
+            o.provisional = 1;
         } else if (kc_switch(&a, "--profile")) {
             profile = 1;
         } else if (kc_flag(&a, "--json", NULL)) {
@@ -511,6 +550,9 @@ static void help(FILE *f) {
             "  --warmup-ms N               warm up for N ms before timing (default 200)\n"
             "  --duration-s N              time for at least N seconds (default 3)\n"
             "  --iterations N              and at least N iterations (default 10)\n"
+            "  --provisional-kernels       at a new shape, run kiln's own convolutions while cuDNN's plans\n"
+            "                              are prepared in the background (kiln_session_set_provisional_kernels);\n"
+            "                              also reports when they were ready and the run that swapped them in\n"
             "  --profile                   then time every step on its own (device time per launch,\n"
             "                              median; from a recorded graph where it can be captured) and\n"
             "                              list them by time with op, node, kernel, tactic and share,\n"
