@@ -70,6 +70,8 @@ typedef struct kn_conv_state {
     int kiln_dw; /* tactic 0 of an NHWC depthwise convolution: kiln's kernel, no cuDNN plan */
     int kiln_ig; /* tactic 0 of an NHWC one-group convolution: kiln's implicit GEMM, no cuDNN plan */
     knc_igemm ig;
+    int kiln_dc; /* provisional only: kiln's direct kernel for few input channels, no cuDNN plan */
+    knc_dconv dc;
     int cpad;    /* X and W padded to KN_CPAD channels into xpad / wpad (owned) */
     void *xpad, *wpad;
     knc_dwconv dw;
@@ -957,6 +959,24 @@ static void kn_conv_ig_fill(const kn_kernel_args *a, kn_conv_state *s, const kn_
     p->splits = knc_igemm_splits(p, sms);
 }
 
+/* Whether kiln's direct kernel for few input channels takes the step (a provisional kernel only,
+ * not a tactic): a 2-D NHWC f16/bf16 convolution with one group on fewer than 8 input channels (an
+ * image stem on 3-4), output channels a multiple of 8, weights within the kernel's 48 KB of
+ * shared memory. */
+static int kn_conv_dc_eligible(const kn_kernel_args *a, const kn_conv_state *s, const kn_conv_geom *g) {
+    const kn_tensor *x = &a->in[0], *w = &a->in[1], *y = &a->out[0];
+    if (s->transpose || !s->nhwc || g->nsp != 2 || (x->dtype != KILN_F16 && x->dtype != KILN_BF16)) return 0;
+    int64_t c = x->dims[1], k = y->dims[1];
+    if (kn_attr_i(a->node, "group", 1) != 1 || w->dims[1] != c || c >= 8 || k % 8) return 0;
+    if (kn_tensor_numel(w) * 2 > 48 * 1024) return 0;
+    if (kn_tensor_numel(x) > INT32_MAX || kn_tensor_numel(y) > INT32_MAX) return 0;
+    for (int d = 0; d < 2; d++)
+        if (g->stride[d] > 65536 || g->dil[d] > 65536 || g->pre[d] > 65536 || g->w[2 + d] > 65536) return 0;
+    if (s->has_bias && a->in[2].dtype != x->dtype) return 0;
+    if (s->has_res && a->in[3].dtype != x->dtype) return 0;
+    return 1;
+}
+
 /* Whether the padded-channel variant competes: an NHWC f16/bf16 2-D convolution with one group
  * and fewer than KN_CPAD input channels, not a multiple of 4 (cuDNN's tensor-core engines want
  * multiples of 8; on 3 channels ResNet's 7x7 stem ran at a fifth of the speed of the next
@@ -1337,8 +1357,8 @@ static kiln_status kn_conv_prepare(const kn_kernel_args *a, void **state) {
 }
 
 /* Provisional kernels (kiln_session_set_provisional_kernels): where the stored tactic is a cuDNN
- * plan and kiln's depthwise or implicit-GEMM kernel takes the convolution, that kernel, which
- * needs no setup, runs until the plan is ready; where the stored tactic is that kernel (tactic 0,
+ * plan and kiln's depthwise, implicit-GEMM or few-channel direct kernel takes the convolution,
+ * that kernel, which needs no setup, runs until the plan is ready; where the stored tactic is that kernel (tactic 0,
  * no cuDNN key), its state is the tuned one. */
 static kiln_status kn_conv_prepare_provisional(const kn_kernel_args *a, void **state, int *tuned) {
     *state = NULL;
@@ -1357,6 +1377,10 @@ static kiln_status kn_conv_prepare_provisional(const kn_kernel_args *a, void **s
     } else if (kn_conv_ig_eligible(a, s, &g)) {
         s->kiln_ig = 1;
         kn_conv_ig_fill(a, s, &g);
+    } else if (kn_conv_dc_eligible(a, s, &g)) {
+        *tuned = 0; /* never a tactic: tactic 0 is a cuDNN plan here */
+        s->kiln_dc = 1;
+        s->dc = (knc_dconv){.g = kn_conv2d_of(a, s, &g), .k = (int)g.y[1]};
     } else {
         kn_conv_state_free(s);
         return KILN_ERR_UNSUPPORTED;
@@ -1414,6 +1438,16 @@ static kiln_status kn_conv_run(const kn_kernel_args *a) {
         p.res = s->has_res ? a->in[3].data : NULL;
         p.y = y->data;
         KN_CU(knc_dwconv_launch(&p, kn_cuda_stream(a)));
+        return KILN_OK;
+    }
+    if (s->kiln_dc) {
+        knc_dconv p = s->dc;
+        p.x = x->data;
+        p.w = w->data;
+        p.bias = s->has_bias ? a->in[2].data : NULL;
+        p.res = s->has_res ? a->in[3].data : NULL;
+        p.y = y->data;
+        KN_CU(knc_dconv_launch(&p, kn_cuda_stream(a)));
         return KILN_OK;
     }
     if (s->kiln_ig) {

@@ -173,6 +173,20 @@ typedef struct knc_dwconv {
 } knc_dwconv;
 cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s);
 
+/* Direct 2-D convolution of NHWC f16/bf16 data on few input channels (an image stem on 3-4,
+ * which the implicit GEMM's 8-channel copies do not take), one group, K % 8 == 0: a thread per 8
+ * output channels of an output pixel, the weights staged in shared memory (knc_dconv_smem bytes,
+ * at most 48 KB), bias [K], residual (NHWC like y) and activation fused. w is KRSC. The
+ * provisional kernel for such convolutions at a new shape (it needs no cuDNN plan). */
+typedef struct knc_dconv {
+    knc_conv2d g;
+    int k;
+    const void *x, *w, *bias, *res;
+    void *y;
+} knc_dconv;
+size_t knc_dconv_smem(const knc_dconv *p);
+cudaError_t knc_dconv_launch(const knc_dconv *p, cudaStream_t s);
+
 /* Convolution of NHWC f16/bf16 data as an implicit GEMM on tensor cores (src/backend/cuda/
  * igemm.cu): Y[pixel, k] = sum over (r, s, c) of X[pixel's window at (r, s), c] W[k, r, s, c],
  * fp32 accumulation, one group, C and K multiples of 8. The reduction splits over `splits`

@@ -301,6 +301,56 @@ template <typename T> static cudaError_t dwconv_go(const knc_dwconv *p, int tota
     return cudaGetLastError();
 }
 
+// Direct convolution, NHWC, few input channels (knc_dconv): kiln's provisional kernel for an
+// image stem, which otherwise waits for a cuDNN plan at a new shape. The weights go to shared
+// memory as [tap][c][K], so the 8 weights of a thread's output channels for one tap and input
+// channel are one 16-byte read; the input's C values of a tap are read from cache.
+template <typename T> __global__ void __launch_bounds__(256) dconv_nhwc_v8(const __grid_constant__ knc_dconv p, int total) {
+    extern __shared__ uint4 smem_raw[];
+    T *wsm = (T *)smem_raw;
+    const int K = p.k, C = p.g.c, RSC = p.g.r * p.g.s * C, K8 = K / 8;
+    for (int e = threadIdx.x; e < K * RSC; e += blockDim.x) { /* w[k][tap][c] -> wsm[tap][c][k] */
+        int k = e / RSC;
+        wsm[(e - k * RSC) * K + k] = ((const T *)p.w)[e];
+    }
+    __syncthreads();
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        int kv = i % K8, t = i / K8;
+        int ow = t % p.g.ow; t /= p.g.ow;
+        int oh = t % p.g.oh;
+        int nb = t / p.g.oh;
+        const int k0 = kv * 8;
+        float acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = p.bias ? to_acc<float, T>(((const T *)p.bias)[k0 + j]) : 0.0f;
+        const T *xb = (const T *)p.x + (size_t)nb * p.g.h * p.g.w * C;
+        for (int a = 0; a < p.g.r; a++) {
+            int h = oh * p.g.stride[0] - p.g.pad[0] + a * p.g.dil[0];
+            if (h < 0 || h >= p.g.h) continue;
+            for (int b = 0; b < p.g.s; b++) {
+                int w = ow * p.g.stride[1] - p.g.pad[1] + b * p.g.dil[1];
+                if (w < 0 || w >= p.g.w) continue;
+                const T *xp = xb + ((size_t)h * p.g.w + w) * C;
+                const T *wt = wsm + (size_t)(a * p.g.s + b) * C * K + k0;
+                for (int c = 0; c < C; c++) {
+                    const float xv = to_acc<float, T>(xp[c]);
+                    uint4 wraw = *(const uint4 *)(wt + (size_t)c * K);
+                    const T *wv = (const T *)&wraw;
+                    for (int j = 0; j < 8; j++) acc[j] += xv * to_acc<float, T>(wv[j]);
+                }
+            }
+        }
+        if (p.res) { /* y's element of (pixel, k0) is i * 8: K8 vectors per pixel */
+            uint4 raw = *(const uint4 *)((const T *)p.res + (size_t)i * 8);
+            const T *v = (const T *)&raw;
+            for (int j = 0; j < 8; j++) acc[j] += to_acc<float, T>(v[j]);
+        }
+        uint4 out;
+        T *o = (T *)&out;
+        for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(act_apply<float>(p.g.act, acc[j], p.g.alpha, p.g.beta));
+        *(uint4 *)((T *)p.y + (size_t)i * 8) = out;
+    }
+}
+
 // One block per row (inner == 1).
 template <typename T> __global__ void softmax_rows(const T *in, T *out, int64_t len, int log_out) {
     using C = acc_t<T>;
@@ -500,4 +550,22 @@ extern "C" cudaError_t knc_dwconv_launch(const knc_dwconv *p, cudaStream_t s) {
     if (p->g.dtype == KILN_F16) return dwconv_go<__half>(p, (int)total, s);
     if (p->g.dtype == KILN_BF16) return dwconv_go<__nv_bfloat16>(p, (int)total, s);
     return cudaErrorInvalidValue;
+}
+
+extern "C" size_t knc_dconv_smem(const knc_dconv *p) {
+    return (size_t)p->k * p->g.r * p->g.s * p->g.c * 2; /* f16 and bf16 */
+}
+
+extern "C" cudaError_t knc_dconv_launch(const knc_dconv *p, cudaStream_t s) {
+    int64_t total = (int64_t)p->g.n * p->g.oh * p->g.ow * (p->k / 8);
+    if (total <= 0) return cudaSuccess;
+    size_t smem = knc_dconv_smem(p);
+    if (p->k % 8 || p->g.c < 1 || total > INT32_MAX || (int64_t)p->g.n * p->g.h * p->g.w * p->g.c > INT32_MAX ||
+        smem > 48 * 1024 || ((uintptr_t)p->y | (uintptr_t)p->res) % 16)
+        return cudaErrorInvalidValue;
+    unsigned g = grid_for(total, 256);
+    if (p->g.dtype == KILN_F16) dconv_nhwc_v8<__half><<<g, 256, smem, s>>>(*p, (int)total);
+    else if (p->g.dtype == KILN_BF16) dconv_nhwc_v8<__nv_bfloat16><<<g, 256, smem, s>>>(*p, (int)total);
+    else return cudaErrorInvalidValue;
+    return cudaGetLastError();
 }
