@@ -167,20 +167,24 @@ static void kn_free_spares(kiln_session *s) {
     }
 }
 
+/* Hands the instance's graphs over as the spares of their slots, where the backend can refresh a
+ * graph in place for the next recording (the instance keeps none). */
+static void kn_instance_graphs_to_spares(kiln_session *s, kn_instance *in) {
+    if (!s->be->graph_update) return;
+    kn_keep_spare(s, &s->spare_whole, in->whole);
+    in->whole = NULL;
+    for (int g = 0; g < s->m->part.n_segments; g++) {
+        kn_keep_spare(s, &s->spare_block[g], in->block[g]);
+        in->block[g] = NULL;
+    }
+}
+
 /* Ends background preparation (waiting for it with `wait`): an instance whose steps swapped to
- * their tuned kernels drops its graphs, kept as spares where they may be updated in place, so
- * that its next run records them anew. */
+ * their tuned kernels drops its graphs (as spares), so that its next run records them anew. */
 static void kn_session_settle(kiln_session *s, int wait) {
     kn_instance *in = NULL;
     if (!s->bg || kn_prepare_background_end(s, wait, 0, &in) == 0 || !in) return;
-    if (s->be->graph_update) {
-        kn_keep_spare(s, &s->spare_whole, in->whole);
-        in->whole = NULL;
-        for (int g = 0; g < s->m->part.n_segments; g++) {
-            kn_keep_spare(s, &s->spare_block[g], in->block[g]);
-            in->block[g] = NULL;
-        }
-    }
+    kn_instance_graphs_to_spares(s, in);
     kn_instance_free_graphs(s, in);
     s->counters.upgrades++;
 }
@@ -190,14 +194,7 @@ static void kn_session_evict_lru(kiln_session *s) {
     for (int i = 1; i < s->n_cache; i++)
         if (s->cache[i]->last_used < s->cache[victim]->last_used) victim = i;
     kn_instance *in = s->cache[victim];
-    if (s->be->graph_update) { /* its graphs may be refreshed for the next shape */
-        kn_keep_spare(s, &s->spare_whole, in->whole);
-        in->whole = NULL;
-        for (int g = 0; g < s->m->part.n_segments; g++) {
-            kn_keep_spare(s, &s->spare_block[g], in->block[g]);
-            in->block[g] = NULL;
-        }
-    }
+    kn_instance_graphs_to_spares(s, in); /* they may be refreshed for the next shape */
     kn_instance_free(s, in);
     s->cache[victim] = s->cache[--s->n_cache];
     s->counters.evictions++;

@@ -236,6 +236,21 @@ template <typename T2, int KS> __global__ void __launch_bounds__(128) maxpool2d_
     }
 }
 
+// The epilogue of kiln's NHWC direct convolutions: 8 accumulators of consecutive channels plus the
+// residual's (NHWC like y), the activation, one 16-byte store at element `at` of y.
+template <typename T>
+__device__ __forceinline__ void conv8_epilogue(const knc_conv2d &g, const void *res, void *y, size_t at, float acc[8]) {
+    if (res) {
+        uint4 raw = *(const uint4 *)((const T *)res + at);
+        const T *v = (const T *)&raw;
+        for (int j = 0; j < 8; j++) acc[j] += to_acc<float, T>(v[j]);
+    }
+    uint4 out;
+    T *o = (T *)&out;
+    for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(act_apply<float>(g.act, acc[j], g.alpha, g.beta));
+    *(uint4 *)((T *)y + at) = out;
+}
+
 // Depthwise convolution, NHWC: cuDNN 9.19's engines took 121 us for a 3x3 over 16x56x56x144 f16
 // on an H200 (the data is 29 MB: about 8 us at memory speed). Consecutive threads take
 // consecutive 8-channel vectors of one output pixel, so input loads are coalesced 16-byte reads
@@ -281,15 +296,7 @@ template <typename T, bool SMEM> __global__ void __launch_bounds__(256) dwconv_n
                 }
             }
         }
-        if (p.res) {
-            uint4 raw = *(const uint4 *)((const T *)p.res + (size_t)i * 8);
-            const T *v = (const T *)&raw;
-            for (int j = 0; j < 8; j++) acc[j] += to_acc<float, T>(v[j]);
-        }
-        uint4 out;
-        T *o = (T *)&out;
-        for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(act_apply<float>(p.g.act, acc[j], p.g.alpha, p.g.beta));
-        *(uint4 *)((T *)p.y + (size_t)i * 8) = out;
+        conv8_epilogue<T>(p.g, p.res, p.y, (size_t)i * 8, acc);
     }
 }
 
@@ -339,15 +346,7 @@ template <typename T> __global__ void __launch_bounds__(256) dconv_nhwc_v8(const
                 }
             }
         }
-        if (p.res) { /* y's element of (pixel, k0) is i * 8: K8 vectors per pixel */
-            uint4 raw = *(const uint4 *)((const T *)p.res + (size_t)i * 8);
-            const T *v = (const T *)&raw;
-            for (int j = 0; j < 8; j++) acc[j] += to_acc<float, T>(v[j]);
-        }
-        uint4 out;
-        T *o = (T *)&out;
-        for (int j = 0; j < 8; j++) o[j] = from_acc<T, float>(act_apply<float>(p.g.act, acc[j], p.g.alpha, p.g.beta));
-        *(uint4 *)((T *)p.y + (size_t)i * 8) = out;
+        conv8_epilogue<T>(p.g, p.res, p.y, (size_t)i * 8, acc); /* (pixel, k0) is i * 8: K / 8 vectors a pixel */
     }
 }
 
